@@ -1,0 +1,37 @@
+# charrnn developer tasks. `make` alone lists them.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-all lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Make .venv and install charrnn (editable) with its test extras
+
+demo: $(STAMP) ## Train a small LSTM on the built-in corpus (~1 min), then print a sample
+	$(BIN)/charrnn train --config configs/demo.yaml --out runs/demo --rng-seed 0 --set max_iters=$${DEMO_ITERS:-400}
+	$(BIN)/charrnn sample --checkpoint runs/demo -n 300 --temperature 0.8 --rng-seed 0
+
+test: $(STAMP) ## Run the test suite (not the slow tests)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP) ## Run every test, the slow end-to-end runs included
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## Byte-compile and check the code with pyflakes
+	$(BIN)/python -m pip install --quiet pyflakes
+	$(BIN)/python -m pyflakes charrnn tests scripts
+
+clean: ## Remove the virtual environment, build files and caches (not runs/)
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,175 @@
+"""Checkpoints: self-describing .npz files, written atomically, read without pickle.
+
+Arrays in a checkpoint (the README documents each with its shape and dtype):
+    format                 str    "charrnn-checkpoint"
+    meta                   int64  [format_version, iteration]
+    config                 str    the resolved configuration, JSON
+    info                   str    JSON: data_sha256, best_val_loss, chars_seen, ...
+    vocab                  int32  (V,) code points, in id order
+    param/<name>           float32, see model.param_shapes
+    optim/<slot>/<name>    float32, the optimizer's per-parameter state
+    rng                    str    the training RNG's state (numpy PCG64), JSON
+    state/h, state/c       float32 (L, N, H): the hidden (and LSTM cell) state carried into the
+                           next chunk, so a resumed run continues exactly
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig, TrainConfig
+from .data import Vocab
+
+FORMAT = "charrnn-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or written; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    params: dict
+    vocab: Vocab
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    iteration: int = 0
+    optim_state: dict = field(default_factory=dict)
+    rng_state: dict | None = None
+    hidden_state: list | None = None   # per layer: (h,) or (h, c), each (N, H)
+    info: dict = field(default_factory=dict)
+
+
+def save_checkpoint(path, ckpt):
+    """Write ckpt to path atomically: a temporary file in the same directory, fsync, rename.
+    A crash or a full disk leaves the previous file at path as it was."""
+    path = Path(path)
+    arrays = {
+        "format": np.array(FORMAT),
+        "meta": np.array([FORMAT_VERSION, ckpt.iteration], dtype=np.int64),
+        "config": np.array(json.dumps({"model": _fields(ckpt.model_cfg),
+                                       "train": _fields(ckpt.train_cfg)})),
+        "info": np.array(json.dumps(ckpt.info)),
+        "vocab": ckpt.vocab.code_points(),
+    }
+    arrays.update({f"param/{k}": v for k, v in ckpt.params.items()})
+    arrays.update({f"optim/{k}": v for k, v in ckpt.optim_state.items()})
+    if ckpt.rng_state is not None:
+        arrays["rng"] = np.array(json.dumps(ckpt.rng_state))
+    if ckpt.hidden_state is not None:
+        arrays["state/h"] = np.stack([s[0] for s in ckpt.hidden_state])
+        if len(ckpt.hidden_state[0]) > 1:
+            arrays["state/c"] = np.stack([s[1] for s in ckpt.hidden_state])
+    tmp = None
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                         delete=False) as f:
+            tmp = f.name
+            np.savez(f, **arrays)  # a file object: savez does not append ".npz"
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        raise CheckpointError(f"{path}: could not write the checkpoint: "
+                              f"{e.strerror or e}; the previous file there is unchanged") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _fsync_dir(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fields(cfg):
+    return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+
+
+def resolve_checkpoint(path):
+    """A checkpoint file, or a run directory's best.npz (else last.npz)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.npz", "last.npz"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: no best.npz or last.npz in this directory")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file or run directory")
+    return path
+
+
+def latest_run(runs_dir="runs"):
+    """The most recently modified run directory under runs_dir that holds a checkpoint."""
+    runs = [d for d in Path(runs_dir).glob("*")
+            if d.is_dir() and ((d / "best.npz").is_file() or (d / "last.npz").is_file())]
+    if not runs:
+        raise CheckpointError(f"no trained run found under ./{runs_dir}; train one with "
+                              "'charrnn train FILE' or give --checkpoint")
+    return max(runs, key=lambda d: d.stat().st_mtime)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint file or run directory. Never unpickles anything."""
+    path = resolve_checkpoint(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise CheckpointError(f"{path}: not a charrnn checkpoint (a single .npy array)")
+            arrays = {k: npz[k] for k in npz.files}
+    except CheckpointError:
+        raise
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise CheckpointError(f"{path}: holds pickled Python objects, which charrnn refuses "
+                                  "to load (not a charrnn checkpoint)") from None
+        raise CheckpointError(f"{path}: not a readable .npz file ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise CheckpointError(f"{path}: truncated or corrupted .npz file ({e})") from None
+    if "format" not in arrays or str(arrays["format"]) != FORMAT or "meta" not in arrays:
+        raise CheckpointError(f"{path}: not a charrnn checkpoint (an .npz from another program)")
+    version, iteration = (int(v) for v in arrays["meta"][:2])
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {version} is newer than this charrnn "
+                              f"reads ({FORMAT_VERSION}); upgrade charrnn "
+                              "(pip install -U charrnn)")
+    try:
+        config = json.loads(str(arrays["config"]))
+        model_cfg, train_cfg = ModelConfig(**config["model"]), TrainConfig(**config["train"])
+        params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
+        hidden = None
+        if "state/h" in arrays:
+            cs = arrays.get("state/c")
+            hidden = [(h,) if cs is None else (h, c)
+                      for h, c in zip(arrays["state/h"], cs if cs is not None else arrays["state/h"])]
+        return Checkpoint(
+            params=params,
+            vocab=Vocab.from_code_points(arrays["vocab"]),
+            model_cfg=model_cfg,
+            train_cfg=train_cfg,
+            iteration=iteration,
+            optim_state={k[6:]: v for k, v in arrays.items() if k.startswith("optim/")},
+            rng_state=json.loads(str(arrays["rng"])) if "rng" in arrays else None,
+            hidden_state=hidden,
+            info=json.loads(str(arrays["info"])),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: damaged charrnn checkpoint ({type(e).__name__}: {e})") \
+            from None

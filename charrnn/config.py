@@ -1,0 +1,160 @@
+"""Configuration: defaults in code, then a YAML file, then --set KEY=VALUE overrides.
+
+Keys are flat (the names char-rnn and torch-rnn users know) and split over two frozen dataclasses,
+ModelConfig (what the weights are) and TrainConfig (how they are trained). Every error is a
+ConfigError naming the key and where its value came from.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .layers import GATES
+from .optim import OPTIMIZERS
+
+
+class ConfigError(ValueError):
+    """An unknown key, a wrong type or an out-of-range value; says the key and its source."""
+
+    def __init__(self, message, key=None):
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    model: str = "lstm"          # cell: rnn (tanh) | lstm | gru
+    hidden_size: int = 128       # H: units per layer (also the embedding width)
+    num_layers: int = 2          # L: stacked recurrent layers
+    dropout: float = 0.0         # probability of zeroing a unit between layers, while training
+
+    def __post_init__(self):
+        _choice(self, "model", tuple(GATES))
+        _at_least(self, "hidden_size", 1)
+        _at_least(self, "num_layers", 1)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}", "dropout")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seq_length: int = 64         # T: characters per chunk (truncated-BPTT length)
+    batch_size: int = 32         # N: parallel streams per chunk
+    optimizer: str = "adam"      # sgd | adagrad | rmsprop | adam
+    learning_rate: float = 2.0e-3
+    momentum: float = 0.0        # sgd only: heavy-ball momentum, 0 for none
+    lr_decay: float = 1.0        # learning rate multiplied by this after each pass over the data
+    grad_clip: float = 5.0       # clip threshold; 0 turns clipping off
+    clip_mode: str = "norm"      # value: each element to +-grad_clip; norm: the global L2 norm
+    max_iters: int = 2000        # training iterations (chunks)
+    eval_every: int = 200        # iterations between validation evaluations and checkpoints
+    val_frac: float = 0.05       # the last fraction of the text held out for validation; 0: none,
+                                 # evaluations then score the training text (for toys)
+
+    def __post_init__(self):
+        for key in ("seq_length", "batch_size", "max_iters", "eval_every"):
+            _at_least(self, key, 1)
+        _choice(self, "optimizer", OPTIMIZERS)
+        _choice(self, "clip_mode", ("value", "norm"))
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}", "learning_rate")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}", "momentum")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}", "lr_decay")
+        if not self.grad_clip >= 0:
+            raise ConfigError(f"grad_clip must be >= 0, got {self.grad_clip}", "grad_clip")
+        if not 0.0 <= self.val_frac < 1.0:
+            raise ConfigError(f"val_frac must be in [0, 1), got {self.val_frac}", "val_frac")
+
+
+def _at_least(cfg, key, low):
+    if getattr(cfg, key) < low:
+        raise ConfigError(f"{key} must be >= {low}, got {getattr(cfg, key)}", key)
+
+
+def _choice(cfg, key, choices):
+    if getattr(cfg, key) not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {getattr(cfg, key)!r}",
+                          key)
+
+
+FIELDS = {f.name: f for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)}
+
+
+def _check_type(key, value, source):
+    want = type(FIELDS[key].default)
+    if want is float and type(value) is int:
+        return float(value)
+    if type(value) is not want:  # also rejects True for an int and '2e-3' for a float
+        hint = ""
+        if want is float and isinstance(value, str):
+            hint = " (YAML 1.1 reads 2e-3 as text: write 2.0e-3)"
+        raise ConfigError(f"{source}: {key}={value!r} should be {want.__name__}{hint}", key)
+    return value
+
+
+def _parse_set(item):
+    """'key=value' from --set, the value converted to the key's type."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+    if key not in FIELDS:
+        raise ConfigError(f"--set: unknown key {key!r}; valid keys: {', '.join(FIELDS)}", key)
+    want = type(FIELDS[key].default)
+    try:
+        return key, want(text.strip())
+    except ValueError:
+        raise ConfigError(f"--set: {key}={text!r} should be {want.__name__}", key) from None
+
+
+def read_yaml(path):
+    """The mapping in a YAML config file ({} for an empty file)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at top level, "
+                          f"got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path=None, sets=(), base=None):
+    """Resolve (ModelConfig, TrainConfig): defaults (or base, a dict of resolved values)
+    < the YAML file at path < sets, a sequence of 'key=value' strings."""
+    values = dict(base or {})
+    sources = {key: "defaults" for key in values}
+    if path is not None:
+        for key, value in read_yaml(path).items():
+            if key not in FIELDS:
+                raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(FIELDS)}",
+                                  key)
+            values[key] = _check_type(key, value, str(path))
+            sources[key] = str(path)
+    for item in sets:
+        key, value = _parse_set(item)
+        values[key] = value
+        sources[key] = "--set"
+    model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
+    try:
+        return (ModelConfig(**{k: v for k, v in values.items() if k in model_keys}),
+                TrainConfig(**{k: v for k, v in values.items() if k not in model_keys}))
+    except ConfigError as e:
+        raise ConfigError(f"{sources.get(e.key, 'defaults')}: {e}", e.key) from None
+
+
+def as_dict(model_cfg, train_cfg):
+    return {**dataclasses.asdict(model_cfg), **dataclasses.asdict(train_cfg)}

@@ -1,0 +1,70 @@
+"""Optimizers: sgd (with momentum), adagrad, rmsprop, adam; the learning-rate schedule.
+
+Every piece of optimizer state is a per-parameter array of the parameter's dtype, kept in a flat
+dict keyed "<slot>/<param name>" (e.g. "m/Wx"), so checkpoints store it as it is. Updates are in
+place on the parameters and the state. The update count, which adam's bias correction needs, is
+the training iteration and is passed in rather than stored.
+
+    sgd:      v = momentum * v + g;            p -= lr * v          (v only when momentum > 0)
+    adagrad:  m += g^2;                        p -= lr * g / sqrt(m + eps)        (min-char-rnn)
+    rmsprop:  m = a * m + (1 - a) * g^2;       p -= lr * g / (sqrt(m) + eps)      (a = 0.95, char-rnn)
+    adam:     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+              p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (Kingma & Ba 2015)
+"""
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+EPS = 1e-8
+RMSPROP_DECAY = 0.95
+ADAM_BETAS = (0.9, 0.999)
+
+
+def state_slots(optimizer, momentum=0.0):
+    """Names of the per-parameter state arrays the optimizer keeps."""
+    return {"sgd": ("v",) if momentum > 0 else (), "adagrad": ("m",), "rmsprop": ("m",),
+            "adam": ("m", "v")}[optimizer]
+
+
+def init_state(optimizer, params, momentum=0.0):
+    return {f"{slot}/{name}": np.zeros_like(p)
+            for slot in state_slots(optimizer, momentum) for name, p in params.items()}
+
+
+def learning_rate_at(learning_rate, lr_decay, iteration, iters_per_pass):
+    """lr for an iteration: multiplied by lr_decay after each whole pass over the training data.
+    Derived from the iteration alone, so a resumed run is at the same point of its schedule."""
+    return learning_rate * lr_decay ** (iteration // iters_per_pass)
+
+
+def update(optimizer, params, grads, state, lr, step, momentum=0.0):
+    """Apply one update in place. step: 1 for the first update (adam's bias correction)."""
+    for name, p in params.items():
+        g = grads[name]
+        if optimizer == "sgd":
+            if momentum > 0:
+                v = state[f"v/{name}"]
+                v *= momentum
+                v += g
+                g = v
+            p -= lr * g
+        elif optimizer == "adagrad":
+            m = state[f"m/{name}"]
+            m += g * g
+            p -= lr * g / np.sqrt(m + EPS)
+        elif optimizer == "rmsprop":
+            m = state[f"m/{name}"]
+            m *= RMSPROP_DECAY
+            m += (1.0 - RMSPROP_DECAY) * g * g
+            p -= lr * g / (np.sqrt(m) + EPS)
+        else:
+            b1, b2 = ADAM_BETAS
+            m, v = state[f"m/{name}"], state[f"v/{name}"]
+            m *= b1
+            m += (1.0 - b1) * g
+            v *= b2
+            v += (1.0 - b2) * g * g
+            step_size = lr / (1.0 - b1 ** step)
+            denom = np.sqrt(v * (1.0 / (1.0 - b2 ** step)))
+            denom += EPS
+            p -= step_size * m / denom

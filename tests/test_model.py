@@ -1,0 +1,126 @@
+"""The whole model over one BPTT chunk with a carried hidden state, against numerical gradients."""
+
+import numpy as np
+import pytest
+
+from charrnn.gradcheck import numerical_grad, rel_error
+from charrnn.layers import softmax_cross_entropy
+from charrnn.model import (
+    backward,
+    clip_grads,
+    forward,
+    init_params,
+    loss_and_grads,
+    num_params,
+    param_shapes,
+    zero_state,
+)
+
+N, T = 2, 3
+
+
+def _setup(cell, layers, V, H, rng):
+    params = init_params(cell, V, H, layers, rng, dtype=np.float64)
+    for p in params.values():  # non-zero biases so that their gradients are exercised
+        p += rng.standard_normal(p.shape) * 0.3
+    state = [tuple(rng.standard_normal((N, H)) for _ in s) for s in zero_state(cell, layers, N, H)]
+    inputs = rng.integers(0, V, (N, T))
+    targets = rng.integers(0, V, (N, T))
+    return params, state, inputs, targets
+
+
+def _objective(params, cell, state, inputs, targets):
+    """The training objective: loss summed over T, averaged over N."""
+    logits, _, _ = forward(params, cell, inputs, state)
+    return np.array(softmax_cross_entropy(logits, targets.T.reshape(-1))[0] / N)
+
+
+@pytest.mark.parametrize("V, H", [(5, 4), (7, 4)], ids=["table", "dense"])  # V <= H or not
+@pytest.mark.parametrize("layers", [1, 2])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_model_gradients_match_numerical(cell, layers, V, H, rng):
+    params, state, inputs, targets = _setup(cell, layers, V, H, rng)
+    logits, _, cache = forward(params, cell, inputs, state)
+    _, _, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1), 1.0 / N)
+    grads, dstate = backward(params, cell, dlogits, cache)
+    for name, value in params.items():
+        numeric = numerical_grad(
+            lambda v: _objective({**params, name: v}, cell, state, inputs, targets),
+            value, np.array(1.0))
+        assert rel_error(grads[name], numeric) < 1e-6, name
+    for l, layer_state in enumerate(state):
+        for k, s in enumerate(layer_state):
+            def f(v):
+                new = [list(x) for x in state]
+                new[l][k] = v
+                return _objective(params, cell, [tuple(x) for x in new], inputs, targets)
+            assert rel_error(dstate[l][k], numerical_grad(f, s, np.array(1.0))) < 1e-6, (l, k)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_dropout_path_gradients_match_numerical(cell, rng):
+    params, state, inputs, targets = _setup(cell, 2, 5, 4, rng)
+
+    def objective(p):
+        logits, _, _ = forward(p, cell, inputs, state, dropout=0.4, rng=np.random.default_rng(7))
+        return np.array(softmax_cross_entropy(logits, targets.T.reshape(-1))[0] / N)
+
+    logits, _, cache = forward(params, cell, inputs, state, dropout=0.4, rng=np.random.default_rng(7))
+    _, _, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1), 1.0 / N)
+    grads, _ = backward(params, cell, dlogits, cache)
+    for name in ("Wx", "Wh", "embed"):
+        numeric = numerical_grad(lambda v: objective({**params, name: v}), params[name], np.array(1.0))
+        assert rel_error(grads[name], numeric) < 1e-6, name
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_table_and_dense_embedding_paths_agree(cell, rng):
+    """Layer 0's lookup-table path (V <= H) against the plain embed[ids] @ Wx[0] path."""
+    import charrnn.model as model
+
+    params, state, inputs, targets = _setup(cell, 2, 5, 6, rng)
+    out_table = loss_and_grads(params, cell, inputs, targets, state)
+    original = model._use_table
+    try:
+        model._use_table = lambda p: False
+        out_dense = loss_and_grads(params, cell, inputs, targets, state)
+    finally:
+        model._use_table = original
+    assert out_table[0] == pytest.approx(out_dense[0], rel=1e-12)
+    for name in params:
+        np.testing.assert_allclose(out_table[1][name], out_dense[1][name], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_float32_in_float32_out_and_initial_loss_is_ln_vocab(cell, rng):
+    V, H = 65, 32
+    params = init_params(cell, V, H, 2, rng)
+    assert all(p.dtype == np.float32 for p in params.values())
+    inputs = rng.integers(0, V, (8, 20)).astype(np.int32)
+    targets = rng.integers(0, V, (8, 20)).astype(np.int32)
+    loss, grads, state = loss_and_grads(params, cell, inputs, targets,
+                                        zero_state(cell, 2, 8, H), dropout=0.2, rng=rng)
+    assert all(g.dtype == np.float32 for g in grads.values())
+    assert all(s.dtype == np.float32 for layer in state for s in layer)
+    assert loss == pytest.approx(np.log(V), rel=0.05)
+
+
+def test_param_shapes_and_count():
+    shapes = param_shapes("lstm", 65, 128, 2)
+    assert shapes == {"embed": (65, 128), "Wx": (2, 128, 512), "Wh": (2, 128, 512), "b": (2, 512),
+                      "Why": (128, 65), "by": (65,)}
+    assert "bhn" in param_shapes("gru", 65, 128, 2)
+    params = init_params("lstm", 65, 128, 2, np.random.default_rng(0))
+    assert num_params(params) == 65 * 128 + 2 * (2 * 128 * 512 + 512) + 128 * 65 + 65
+
+
+def test_clip_by_value_and_by_norm():
+    grads = {"a": np.array([3.0, -12.0], np.float32), "b": np.array([[4.0]], np.float32)}
+    norm = clip_grads(grads, 5.0, "value")
+    assert norm == pytest.approx(13.0)
+    np.testing.assert_array_equal(grads["a"], [3.0, -5.0])
+    grads = {"a": np.array([3.0, -12.0], np.float32), "b": np.array([[4.0]], np.float32)}
+    clip_grads(grads, 6.5, "norm")
+    np.testing.assert_allclose(grads["a"], [1.5, -6.0])
+    np.testing.assert_allclose(grads["b"], [[2.0]])
+    assert grads["a"].dtype == np.float32
