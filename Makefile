@@ -19,7 +19,8 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP) ## Make .venv and install charrnn (editable) with its test extras
 
 demo: $(STAMP) ## Train a small LSTM on the built-in corpus (~1 min), then print a sample
-	$(BIN)/charrnn train --config configs/demo.yaml --out runs/demo --rng-seed 0 --set max_iters=$${DEMO_ITERS:-400}
+	rm -rf runs/demo
+	$(BIN)/charrnn train --config configs/demo.yaml --out runs/demo --rng-seed 0
 	$(BIN)/charrnn sample --checkpoint runs/demo -n 300 --temperature 0.8 --rng-seed 0
 
 test: $(STAMP) ## Run the test suite (not the slow tests)

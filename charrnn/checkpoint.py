@@ -72,6 +72,7 @@ def save_checkpoint(path, ckpt):
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as f:
             tmp = f.name
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual mode
             np.savez(f, **arrays)  # a file object: savez does not append ".npz"
             f.flush()
             os.fsync(f.fileno())
@@ -84,6 +85,12 @@ def save_checkpoint(path, ckpt):
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(directory):
@@ -121,7 +128,8 @@ def latest_run(runs_dir="runs"):
     runs = [d for d in Path(runs_dir).glob("*")
             if d.is_dir() and ((d / "best.npz").is_file() or (d / "last.npz").is_file())]
     if not runs:
-        raise CheckpointError(f"no trained run found under ./{runs_dir}; train one with "
+        where = runs_dir if Path(runs_dir).is_absolute() else f"./{runs_dir}"
+        raise CheckpointError(f"no trained run found under {where}; train one with "
                               "'charrnn train FILE' or give --checkpoint")
     return max(runs, key=lambda d: d.stat().st_mtime)
 
@@ -130,10 +138,17 @@ def load_checkpoint(path):
     """Read a checkpoint file or run directory. Never unpickles anything."""
     path = resolve_checkpoint(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not isinstance(npz, np.lib.npyio.NpzFile):
+        with open(path, "rb") as f:
+            magic = f.read(6)
+            if magic.startswith(b"\x93NUMPY"):
                 raise CheckpointError(f"{path}: not a charrnn checkpoint (a single .npy array)")
-            arrays = {k: npz[k] for k in npz.files}
+            if not magic:
+                raise CheckpointError(f"{path}: truncated or corrupted .npz file (empty)")
+            if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+                raise CheckpointError(f"{path}: not a charrnn checkpoint (not an .npz file)")
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
     except CheckpointError:
         raise
     except ValueError as e:

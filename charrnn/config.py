@@ -6,6 +6,7 @@ ConfigError naming the key and where its value came from.
 """
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class TrainConfig:
     seq_length: int = 64         # T: characters per chunk (truncated-BPTT length)
     batch_size: int = 32         # N: parallel streams per chunk
     optimizer: str = "adam"      # sgd | adagrad | rmsprop | adam
-    learning_rate: float = 2.0e-3
+    learning_rate: float = 2.0e-3  # step size (adam's, sgd's, ...)
     momentum: float = 0.0        # sgd only: heavy-ball momentum, 0 for none
     lr_decay: float = 1.0        # learning rate multiplied by this after each pass over the data
     grad_clip: float = 5.0       # clip threshold; 0 turns clipping off
@@ -111,10 +112,24 @@ def _parse_set(item):
         raise ConfigError(f"--set: {key}={text!r} should be {want.__name__}", key) from None
 
 
+def _refuse_leading_zeros(path, text):
+    """YAML 1.1 reads 010 as 8 (octal): refuse top-level integers written with a leading zero."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key, value in node.value:
+        if value.tag == "tag:yaml.org,2002:int" and re.fullmatch(r"[-+]?0[0-9_]+", value.value):
+            raise ConfigError(f"{path}: {key.value}={value.value} (line {value.start_mark.line + 1}) "
+                              "has a leading zero, which YAML 1.1 reads as octal; write "
+                              f"{int(value.value.replace('_', ''))}", key.value)
+
+
 def read_yaml(path):
     """The mapping in a YAML config file ({} for an empty file)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+        _refuse_leading_zeros(path, text)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     except UnicodeDecodeError as e:

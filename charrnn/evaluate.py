@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from .data import DataError
 from .layers import softmax_cross_entropy
 from .model import forward, zero_state
 
@@ -49,6 +50,10 @@ def summarize(total_nats, n_chars):
 
 
 def evaluate_text(ckpt, text):
-    """Score a str under a checkpoint. Raises DataError for characters outside its vocabulary."""
+    """Score a str under a checkpoint. Raises DataError for characters outside its vocabulary
+    or a text too short to score."""
+    if len(text) < 2:
+        raise DataError(f"the text has {len(text)} character(s); scoring needs at least 2 "
+                        "(the first is only context)")
     ids = ckpt.vocab.encode(text)
     return summarize(*score_ids(ckpt.params, ckpt.model_cfg.model, ids))
