@@ -9,7 +9,7 @@ Arrays in a checkpoint (the README documents each with its shape and dtype):
     param/<name>           float32, see model.param_shapes
     optim/<slot>/<name>    float32, the optimizer's per-parameter state
     rng                    str    the training RNG's state (numpy PCG64), JSON
-    state/h, state/c       float32 (L, N, H): the hidden (and LSTM cell) state carried into the
+    state/h, state/c       float32 (L, H, N): the hidden (and LSTM cell) state carried into the
                            next chunk, so a resumed run continues exactly
 """
 

@@ -7,10 +7,10 @@ Shapes, used in every docstring below:
 Two kinds of function live here:
 - `*_step_forward` / `*_step_backward`: one time step, written plainly from the equations. They are
   the reference the tests check against numerical gradients, and the fast paths against them.
-- `*_seq_forward` / `*_seq_backward`: the whole chunk of T steps, time-major, working on an input
-  projection `xp = x @ Wx + b` computed for all steps at once by the caller. They write into
-  preallocated (T, N, ...) buffers with in-place ufuncs, so the per-step loop allocates nothing but
-  what the matmul needs, and they leave the weight gradient dWh to one matmul over all steps.
+- `*_seq_forward` / `*_seq_backward`: the whole chunk of T steps, working on an input projection
+  `xp = x @ Wx + b` computed for all steps at once by the caller, feature-major within a step
+  (see the layout note below). They write into preallocated buffers with in-place ufuncs, so the
+  per-step loop allocates nothing, and compute the weight gradient dWh with one matmul.
 
 Equations (gate order as in PyTorch, so its nn.RNN / nn.LSTM / nn.GRU can load the weights):
     rnn:  h_t = tanh(x_t Wx + b + h_{t-1} Wh)
@@ -107,39 +107,43 @@ def gru_step_backward(dh, cache):
 
 
 # --------------------------------------------------------------------------- fast sequences
+#
+# Layout: feature-major within each step. A sequence of T steps of X features for N streams is a
+# (T, X, N) array, so step t is a contiguous (X, N) block and every gate of it, i = a[:H] say, is a
+# contiguous (H, N) block: elementwise ops run on contiguous memory with scalar operands, and the
+# step matmul is W^T (G, H) @ h (H, N), which BLAS runs faster at small N than h (N, H) @ W (H, G).
+# Weight gradients sum over all steps with one matmul, on (X, T*N) "rows" of the same arrays.
 
 
-def _sigmoid_tanh_affine(cell, H, dtype):
-    """Per-column (scale, shift) so that one tanh serves every gate of the cell:
-    sig(a) = 0.5 * tanh(0.5 * a) + 0.5 on sigmoid columns, tanh(a) on tanh columns."""
-    kinds = {"lstm": "sstS", "gru": "ss"}[cell]  # s: sigmoid block, t: tanh block; S: sigmoid
-    scale = np.concatenate([np.full(H, 1.0 if k == "t" else 0.5, dtype) for k in kinds])
-    shift = np.concatenate([np.full(H, 0.0 if k == "t" else 0.5, dtype) for k in kinds])
-    return scale, shift
+def to_rows(seq):
+    """(T, X, N) -> (X, T*N), contiguous: column t*N + n is step t of stream n."""
+    T, X, N = seq.shape
+    return np.ascontiguousarray(seq.transpose(1, 0, 2)).reshape(X, T * N)
 
 
 def rnn_seq_forward(xp, h0, Wh):
-    """Vanilla RNN over T steps. xp: (T, N, H) input projection with bias, h0: (N, H), Wh: (H, H).
+    """Vanilla RNN over T steps. xp: (T, H, N) input projection with bias, h0: (H, N), Wh: (H, H).
 
-    Returns hs: (T, N, H), the final state (h_T,) and the cache.
+    Returns hs: (T, H, N), the final state (h_T,) and the cache.
     """
-    T, N, H = xp.shape
-    hs = np.empty((T + 1, N, H), dtype=xp.dtype)  # hs[t + 1] = h_t; hs[0] = h0
+    T, H, N = xp.shape
+    WhT = np.ascontiguousarray(Wh.T)
+    hs = np.empty((T + 1, H, N), dtype=xp.dtype)  # hs[t + 1] = h_t; hs[0] = h0
     hs[0] = h0
     for t in range(T):
         h = hs[t + 1]
-        np.matmul(hs[t], Wh, out=h)
+        np.matmul(WhT, hs[t], out=h)
         h += xp[t]
         np.tanh(h, out=h)
     return hs[1:], (hs[T].copy(),), (hs, Wh)
 
 
 def rnn_seq_backward(dhs, cache):
-    """dhs: (T, N, H) upstream grads of hs. Returns dxp: (T, N, H), (dh0,), dWh."""
+    """dhs: (T, H, N) upstream grads of hs. Returns dxp as rows (H, T*N), (dh0,), dWh."""
     hs, Wh = cache
-    T, N, H = dhs.shape
+    T, H, N = dhs.shape
     dxp = np.empty_like(dhs)
-    dh = np.zeros((N, H), dtype=dhs.dtype)  # carried dh_next
+    dh = np.zeros((H, N), dtype=dhs.dtype)  # carried dh_next
     for t in reversed(range(T)):
         dh += dhs[t]
         da = dxp[t]
@@ -147,37 +151,42 @@ def rnn_seq_backward(dhs, cache):
         np.multiply(hs[t + 1], hs[t + 1], out=da)
         np.subtract(1.0, da, out=da)
         da *= dh
-        np.matmul(da, Wh.T, out=dh)
-    # one matmul over all steps instead of T small ones: dWh = sum_t h_{t-1}^T da_t
-    dWh = hs[:-1].reshape(T * N, H).T @ dxp.reshape(T * N, H)
-    return dxp, (dh,), dWh
+        np.matmul(Wh, da, out=dh)
+    dxp_rows = to_rows(dxp)
+    # one matmul over all steps instead of T small ones: dWh = sum_t h_{t-1} da_t^T
+    dWh = to_rows(hs[:-1]) @ dxp_rows.T
+    return dxp_rows, (dh,), dWh
 
 
 def lstm_seq_forward(xp, h0, c0, Wh):
-    """LSTM over T steps. xp: (T, N, 4H) input projection with bias, h0, c0: (N, H), Wh: (H, 4H).
+    """LSTM over T steps. xp: (T, 4H, N) input projection with bias, h0, c0: (H, N), Wh: (H, 4H).
 
-    Returns hs: (T, N, H), the final state (h_T, c_T) and the cache.
+    Returns hs: (T, H, N), the final state (h_T, c_T) and the cache.
     """
-    T, N, G = xp.shape
+    T, G, N = xp.shape
     H = G // 4
     dtype = xp.dtype
-    acts = np.empty_like(xp)                      # (T, N, 4H) gate activations i f g o
-    hs = np.empty((T + 1, N, H), dtype=dtype)     # hs[t + 1] = h_t
-    cs = np.empty((T + 1, N, H), dtype=dtype)     # cs[t + 1] = c_t
-    tcs = np.empty((T, N, H), dtype=dtype)        # tanh(c_t)
+    WhT = np.ascontiguousarray(Wh.T)
+    acts = np.empty_like(xp)                      # (T, 4H, N) gate activations i f g o
+    hs = np.empty((T + 1, H, N), dtype=dtype)     # hs[t + 1] = h_t
+    cs = np.empty((T + 1, H, N), dtype=dtype)     # cs[t + 1] = c_t
+    tcs = np.empty((T, H, N), dtype=dtype)        # tanh(c_t)
     hs[0], cs[0] = h0, c0
-    tmp = np.empty((N, H), dtype=dtype)
-    scale, shift = _sigmoid_tanh_affine("lstm", H, dtype)
+    tmp = np.empty((H, N), dtype=dtype)
     for t in range(T):
         a = acts[t]
-        np.matmul(hs[t], Wh, out=a)
+        np.matmul(WhT, hs[t], out=a)
         a += xp[t]
-        # all four gates with one tanh: sig(a) = 0.5 * tanh(0.5 * a) + 0.5
-        a *= scale
+        # all four gates with one tanh: sig(a) = 0.5 * tanh(0.5 * a) + 0.5 on i, f and o
+        ifs, o = a[:2 * H], a[3 * H:]
+        ifs *= 0.5
+        o *= 0.5
         np.tanh(a, out=a)
-        a *= scale
-        a += shift
-        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        ifs *= 0.5
+        ifs += 0.5
+        o *= 0.5
+        o += 0.5
+        i, f, g = a[:H], a[H:2 * H], a[2 * H:3 * H]
         # c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
         c = cs[t + 1]
         np.multiply(f, cs[t], out=c)
@@ -189,70 +198,70 @@ def lstm_seq_forward(xp, h0, c0, Wh):
 
 
 def lstm_seq_backward(dhs, cache):
-    """dhs: (T, N, H). Returns dxp: (T, N, 4H), (dh0, dc0), dWh."""
+    """dhs: (T, H, N). Returns dxp as rows (4H, T*N), (dh0, dc0), dWh."""
     acts, hs, cs, tcs, Wh = cache
-    T, N, H = dhs.shape
+    T, H, N = dhs.shape
     dtype = dhs.dtype
     dxp = np.empty_like(acts)
-    dh = np.zeros((N, H), dtype=dtype)   # carried dh_next
-    dc = np.zeros((N, H), dtype=dtype)   # carried dc_next
-    tmp = np.empty((N, H), dtype=dtype)
-    deriv = np.empty((N, 4 * H), dtype=dtype)
-    # activation derivative from the output y: sig' = y (1 - y), tanh' = 1 - y^2,
-    # both as alpha + y * (beta - y): sigmoid columns alpha 0, beta 1; tanh columns alpha 1, beta 0
-    beta = np.concatenate([np.ones(2 * H, dtype), np.zeros(H, dtype), np.ones(H, dtype)])
-    alpha = 1.0 - beta
+    dh = np.zeros((H, N), dtype=dtype)   # carried dh_next
+    dc = np.zeros((H, N), dtype=dtype)   # carried dc_next
+    tmp = np.empty((H, N), dtype=dtype)
+    deriv = np.empty((4 * H, N), dtype=dtype)
     for t in reversed(range(T)):
         a = acts[t]
-        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
         da = dxp[t]
-        di, df, dg, do = da[:, :H], da[:, H:2 * H], da[:, 2 * H:3 * H], da[:, 3 * H:]
+        di, df, dg, do = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
         dh += dhs[t]
-        np.multiply(dh, tcs[t], out=do)
-        # dc_t += dh * o * (1 - tanh(c_t)^2)
-        np.multiply(tcs[t], tcs[t], out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= o
+        # dc_t += dh * o * (1 - tanh(c_t)^2) = dh * (o - h_t * tanh(c_t))
+        np.multiply(hs[t + 1], tcs[t], out=tmp)
+        np.subtract(o, tmp, out=tmp)
         tmp *= dh
         dc += tmp
+        np.multiply(dh, tcs[t], out=do)
         np.multiply(dc, g, out=di)
         np.multiply(dc, i, out=dg)
         np.multiply(dc, cs[t], out=df)
         dc *= f                      # dc_{t-1} = dc_t * f
-        np.subtract(beta, a, out=deriv)
-        deriv *= a
-        deriv += alpha
+        # through the activations y: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g)
+        np.multiply(a, a, out=deriv)
+        np.subtract(a[:2 * H], deriv[:2 * H], out=deriv[:2 * H])
+        np.subtract(1.0, deriv[2 * H:3 * H], out=deriv[2 * H:3 * H])
+        np.subtract(o, deriv[3 * H:], out=deriv[3 * H:])
         da *= deriv
-        np.matmul(da, Wh.T, out=dh)  # dh_{t-1}
-    dWh = hs[:-1].reshape(T * N, H).T @ dxp.reshape(T * N, 4 * H)
-    return dxp, (dh, dc), dWh
+        np.matmul(Wh, da, out=dh)    # dh_{t-1}
+    dxp_rows = to_rows(dxp)
+    dWh = to_rows(hs[:-1]) @ dxp_rows.T
+    return dxp_rows, (dh, dc), dWh
 
 
 def gru_seq_forward(xp, h0, Wh, bhn):
-    """GRU over T steps. xp: (T, N, 3H) input projection with bias b, h0: (N, H), Wh: (H, 3H),
-    bhn: (H,). Returns hs: (T, N, H), the final state (h_T,) and the cache."""
-    T, N, G = xp.shape
+    """GRU over T steps. xp: (T, 3H, N) input projection with bias b, h0: (H, N), Wh: (H, 3H),
+    bhn: (H,). Returns hs: (T, H, N), the final state (h_T,) and the cache."""
+    T, G, N = xp.shape
     H = G // 3
     dtype = xp.dtype
-    rz = np.empty((T, N, 2 * H), dtype=dtype)   # gates r, z
-    ns = np.empty((T, N, H), dtype=dtype)       # candidate n
-    hns = np.empty((T, N, H), dtype=dtype)      # h_{t-1} @ Wh_n + bhn, needed for dr
-    hs = np.empty((T + 1, N, H), dtype=dtype)
+    WhT = np.ascontiguousarray(Wh.T)
+    bhn_n = np.repeat(bhn[:, None].astype(dtype), N, axis=1)  # (H, N): a contiguous operand
+    rz = np.empty((T, 2 * H, N), dtype=dtype)   # gates r, z
+    ns = np.empty((T, H, N), dtype=dtype)       # candidate n
+    hns = np.empty((T, H, N), dtype=dtype)      # Wh_n h_{t-1} + bhn, needed for dr
+    hs = np.empty((T + 1, H, N), dtype=dtype)
     hs[0] = h0
-    ah = np.empty((N, 3 * H), dtype=dtype)
+    ah = np.empty((3 * H, N), dtype=dtype)
     for t in range(T):
-        np.matmul(hs[t], Wh, out=ah)
+        np.matmul(WhT, hs[t], out=ah)
         g = rz[t]
-        np.add(xp[t, :, :2 * H], ah[:, :2 * H], out=g)
+        np.add(xp[t, :2 * H], ah[:2 * H], out=g)
         g *= 0.5                 # sig(a) = 0.5 * tanh(0.5 * a) + 0.5
         np.tanh(g, out=g)
         g *= 0.5
         g += 0.5
-        r, z = g[:, :H], g[:, H:]
-        np.add(ah[:, 2 * H:], bhn, out=hns[t])
+        r, z = g[:H], g[H:]
+        np.add(ah[2 * H:], bhn_n, out=hns[t])
         n = ns[t]
         np.multiply(r, hns[t], out=n)
-        n += xp[t, :, 2 * H:]
+        n += xp[t, 2 * H:]
         np.tanh(n, out=n)
         # h_t = n + z * (h_{t-1} - n)
         h = hs[t + 1]
@@ -263,19 +272,19 @@ def gru_seq_forward(xp, h0, Wh, bhn):
 
 
 def gru_seq_backward(dhs, cache):
-    """dhs: (T, N, H). Returns dxp: (T, N, 3H), (dh0,), dWh, dbhn."""
+    """dhs: (T, H, N). Returns dxp as rows (3H, T*N), (dh0,), dWh, dbhn."""
     rz, ns, hns, hs, Wh = cache
-    T, N, H = dhs.shape
+    T, H, N = dhs.shape
     dtype = dhs.dtype
-    dxp = np.empty((T, N, 3 * H), dtype=dtype)
-    dah = np.empty((T, N, 3 * H), dtype=dtype)  # grads of h_{t-1} @ Wh (+ bhn for the n block)
-    dh = np.zeros((N, H), dtype=dtype)
-    tmp = np.empty((N, H), dtype=dtype)
-    back = np.empty((N, H), dtype=dtype)
+    dxp = np.empty((T, 3 * H, N), dtype=dtype)
+    dah = np.empty((T, 3 * H, N), dtype=dtype)  # grads of Wh^T h_{t-1} (+ bhn for the n block)
+    dh = np.zeros((H, N), dtype=dtype)
+    tmp = np.empty((H, N), dtype=dtype)
+    back = np.empty((H, N), dtype=dtype)
     for t in reversed(range(T)):
-        r, z = rz[t, :, :H], rz[t, :, H:]
+        r, z = rz[t, :H], rz[t, H:]
         n, h_prev = ns[t], hs[t]
-        dr, dz, dn = dxp[t, :, :H], dxp[t, :, H:2 * H], dxp[t, :, 2 * H:]
+        dr, dz, dn = dxp[t, :H], dxp[t, H:2 * H], dxp[t, 2 * H:]
         dh += dhs[t]
         # dz = dh * (h_{t-1} - n) * z * (1 - z)
         np.subtract(h_prev, n, out=dz)
@@ -294,15 +303,16 @@ def gru_seq_backward(dhs, cache):
         np.subtract(1.0, r, out=tmp)
         tmp *= r
         dr *= tmp
-        dah[t, :, :2 * H] = dxp[t, :, :2 * H]
-        np.multiply(dn, r, out=dah[t, :, 2 * H:])
-        # dh_{t-1} = dh * z + dah_t @ Wh^T
-        np.matmul(dah[t], Wh.T, out=back)
+        dah[t, :2 * H] = dxp[t, :2 * H]
+        np.multiply(dn, r, out=dah[t, 2 * H:])
+        # dh_{t-1} = dh * z + Wh dah_t
+        np.matmul(Wh, dah[t], out=back)
         dh *= z
         dh += back
-    dWh = hs[:-1].reshape(T * N, H).T @ dah.reshape(T * N, 3 * H)
-    dbhn = dah[:, :, 2 * H:].sum(axis=(0, 1))
-    return dxp, (dh,), dWh, dbhn
+    dah_rows = to_rows(dah)
+    dWh = to_rows(hs[:-1]) @ dah_rows.T
+    dbhn = dah_rows[2 * H:].sum(axis=1)
+    return to_rows(dxp), (dh,), dWh, dbhn
 
 
 # --------------------------------------------------------------------------- other layers

@@ -31,6 +31,7 @@ from .layers import (
     rnn_seq_backward,
     rnn_seq_forward,
     softmax_cross_entropy,
+    to_rows,
 )
 
 _SEQ = {
@@ -78,9 +79,10 @@ def num_params(params):
 
 
 def zero_state(cell, num_layers, batch_size, hidden_size, dtype=np.float32):
-    """The initial recurrent state: per layer, (h,) or (h, c) for an LSTM, each (N, H) zeros."""
+    """The initial recurrent state: per layer, (h,) or (h, c) for an LSTM, each (H, N) zeros
+    (feature-major, as layers.py keeps sequences)."""
     parts = 2 if cell == "lstm" else 1
-    return [tuple(np.zeros((batch_size, hidden_size), dtype) for _ in range(parts))
+    return [tuple(np.zeros((hidden_size, batch_size), dtype) for _ in range(parts))
             for _ in range(num_layers)]
 
 
@@ -90,39 +92,49 @@ def _use_table(params):
 
 
 def _layer0_projection(params, ids):
-    """x @ Wx[0] + b[0] for x = embed[ids]; ids: (T, N) -> (T, N, G)."""
+    """x @ Wx[0] + b[0] for x = embed[ids], ids: (T, N) -> (T, G, N), and what backward needs.
+
+    Table path (V <= H): the (G, V) table Wx[0]^T embed^T + b[0] times a (T, V, N) one-hot, as
+    one batched matmul that lands in the (T, G, N) layout (a row gather would need a transpose).
+    """
+    embed, Wx0, b0 = params["embed"], params["Wx"][0], params["b"][0]
+    V = embed.shape[0]
     if _use_table(params):
-        table = params["embed"] @ params["Wx"][0] + params["b"][0]  # (V, G)
-        return table[ids]
-    return params["embed"][ids] @ params["Wx"][0] + params["b"][0]
+        table_t = np.ascontiguousarray((embed @ Wx0 + b0).T)                    # (G, V)
+        onehot = (ids[:, None, :] == np.arange(V)[None, :, None]).astype(embed.dtype)  # (T, V, N)
+        return np.matmul(table_t, onehot), onehot
+    x = np.ascontiguousarray(embed[ids].transpose(0, 2, 1))                    # (T, H, N)
+    xp = np.matmul(np.ascontiguousarray(Wx0.T), x)
+    xp += b0[:, None]
+    return xp, x
 
 
 def forward(params, cell, ids, state, dropout=0.0, rng=None):
     """Run the stack over one chunk. ids: (N, T) input ids; state: from zero_state or a previous
     call. Dropout applies when rng is given and dropout > 0.
 
-    Returns logits (T*N, V), time-major, the final state, and the cache for backward.
+    Returns logits (T*N, V), time-major (row t*N + n), the final state, and the cache.
     """
     L = params["Wx"].shape[0]
     seq_forward = _SEQ[cell][0]
     ids_tm = np.ascontiguousarray(ids.T)         # (T, N)
     T, N = ids_tm.shape
-    xp = _layer0_projection(params, ids_tm)      # (T, N, G)
+    xp, x = _layer0_projection(params, ids_tm)   # (T, G, N); x: the one-hot or embed[ids]
     layers, new_state = [], []
-    x = None
     for l in range(L):
         extra = (params["bhn"][l],) if cell == "gru" else ()
-        hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra)
+        hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra)  # hs: (T, H, N)
         new_state.append(last)
         mask = None
         if l + 1 < L:
             if rng is not None and dropout > 0.0:
                 hs, mask = dropout_forward(hs, dropout, rng)
-            x_next = hs.reshape(T * N, -1)
-            xp = (x_next @ params["Wx"][l + 1] + params["b"][l + 1]).reshape(T, N, -1)
+            # Wx^T (G, H) @ h_t (H, N) for every t: one batched matmul, no transposes
+            xp = np.matmul(np.ascontiguousarray(params["Wx"][l + 1].T), hs)
+            xp += params["b"][l + 1][:, None]
         layers.append((x, cache, mask))
         x = hs
-    top = x.reshape(T * N, -1)
+    top = np.ascontiguousarray(x.transpose(0, 2, 1)).reshape(T * N, -1)   # (T*N, H)
     logits = top @ params["Why"] + params["by"]
     return logits, new_state, (ids_tm, layers, top)
 
@@ -135,42 +147,42 @@ def backward(params, cell, dlogits, cache):
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     grads["Why"] = top.T @ dlogits
     grads["by"] = dlogits.sum(axis=0)
-    dhs = (dlogits @ params["Why"].T).reshape(T, N, -1)
+    dtop = dlogits @ params["Why"].T                                      # (T*N, H)
+    dhs = np.ascontiguousarray(dtop.reshape(T, N, -1).transpose(0, 2, 1))  # (T, H, N)
     dstate = [None] * len(layers)
     for l in reversed(range(len(layers))):
         x, seq_cache, _ = layers[l]
         if cell == "gru":
             dxp, dstate[l], grads["Wh"][l], grads["bhn"][l] = seq_backward(dhs, seq_cache)
         else:
-            dxp, dstate[l], grads["Wh"][l] = seq_backward(dhs, seq_cache)
-        dxp2 = dxp.reshape(T * N, -1)
-        grads["b"][l] = dxp2.sum(axis=0)
+            dxp, dstate[l], grads["Wh"][l], = seq_backward(dhs, seq_cache)
+        # dxp: rows (G, T*N), so each weight gradient is one matmul over all steps
+        grads["b"][l] = dxp.sum(axis=1)
         if l > 0:
-            grads["Wx"][l] = x.reshape(T * N, -1).T @ dxp2
-            dhs = (dxp2 @ params["Wx"][l].T).reshape(T, N, -1)
+            grads["Wx"][l] = to_rows(x) @ dxp.T
+            dx = params["Wx"][l] @ dxp                                     # (H, T*N)
+            dhs = np.ascontiguousarray(dx.reshape(-1, T, N).transpose(1, 0, 2))
             mask = layers[l - 1][2]
             if mask is not None:
                 dhs = dropout_backward(dhs, mask)
         else:
-            _layer0_backward(params, ids_tm.reshape(-1), dxp2, grads)
+            _layer0_backward(params, ids_tm.reshape(-1), x, dxp, grads)
     return grads, dstate
 
 
-def _layer0_backward(params, ids, dxp, grads):
-    """Grads of embed and Wx[0] from dxp (T*N, G), the grad of embed[ids] @ Wx[0] + b[0]."""
+def _layer0_backward(params, ids, x, dxp, grads):
+    """Grads of embed and Wx[0] from dxp, rows (G, T*N): the grad of embed[ids] @ Wx[0] + b[0].
+    x is what _layer0_projection returned beside the projection."""
     embed, Wx0 = params["embed"], params["Wx"][0]
-    V = embed.shape[0]
     if _use_table(params):
-        # S[v] = sum of dxp rows whose id is v, as a one-hot matmul (np.add.at is slow)
-        onehot = (np.arange(V, dtype=ids.dtype)[:, None] == ids[None, :]).astype(dxp.dtype)
-        S = onehot @ dxp                              # (V, G)
+        # S[v] = sum of the dxp columns whose id is v: a one-hot matmul (np.add.at is slow)
+        S = (dxp @ to_rows(x).T).T                    # (V, G)
         grads["Wx"][0] = embed.T @ S
         grads["embed"] = S @ Wx0.T
     else:
-        grads["Wx"][0] = embed[ids].T @ dxp
-        dx = dxp @ Wx0.T                              # (T*N, H)
+        grads["Wx"][0] = to_rows(x) @ dxp.T
         dembed = np.zeros_like(embed)
-        np.add.at(dembed, ids, dx)
+        np.add.at(dembed, ids, (Wx0 @ dxp).T)        # (T*N, H) rows into the ids' rows
         grads["embed"] = dembed
 
 

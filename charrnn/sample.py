@@ -8,7 +8,15 @@ matmuls are one, [x, h] @ [Wx; Wh]. Random numbers for the whole sample are draw
 import numpy as np
 
 from .data import DataError, format_chars
-from .layers import _sigmoid_tanh_affine
+
+
+def _sigmoid_tanh_affine(cell, H, dtype):
+    """Per-column (scale, shift) so that one tanh serves every gate of a (1, G) row:
+    sig(a) = 0.5 * tanh(0.5 * a) + 0.5 on sigmoid blocks, tanh(a) on tanh blocks."""
+    kinds = {"lstm": "sstS", "gru": "ss"}[cell]  # s/S: sigmoid block, t: tanh block
+    scale = np.concatenate([np.full(H, 1.0 if k == "t" else 0.5, dtype) for k in kinds])
+    shift = np.concatenate([np.full(H, 0.0 if k == "t" else 0.5, dtype) for k in kinds])
+    return scale, shift
 
 
 class Stepper:

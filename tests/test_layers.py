@@ -126,24 +126,30 @@ SEQ = {"rnn": (rnn_seq_forward, rnn_seq_backward, 1), "lstm": (lstm_seq_forward,
        "gru": (gru_seq_forward, gru_seq_backward, 3)}
 
 
+def _feature_major(a):
+    """(T, N, X) -> (T, X, N), or (N, X) -> (X, N): the fast paths' layout."""
+    return np.ascontiguousarray(np.swapaxes(a, -1, -2))
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_fast_sequence_matches_step_loop(cell, rng):
     fwd, bwd, gates = SEQ[cell]
-    xp = rng.standard_normal((T, N, gates * H))
+    xp = rng.standard_normal((T, N, gates * H))            # batch-major, for the steps
     state = tuple(rng.standard_normal((N, H)) for _ in range(2 if cell == "lstm" else 1))
     Wh = rng.standard_normal((H, gates * H)) * 0.5
     extra = (rng.standard_normal(H),) if cell == "gru" else ()
-    hs, last, cache = fwd(xp, *state, Wh, *extra)
+    hs, last, cache = fwd(_feature_major(xp), *map(_feature_major, state), Wh, *extra)
     hs_ref, caches = _run_steps(cell, xp, state, Wh, *extra)
-    np.testing.assert_allclose(hs, hs_ref, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(last[0], hs_ref[-1], rtol=1e-12)
-    dhs = rng.standard_normal(hs.shape)
-    out = bwd(dhs, cache)
+    np.testing.assert_allclose(hs, _feature_major(hs_ref), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(last[0], hs_ref[-1].T, rtol=1e-12)
+    dhs = rng.standard_normal(hs_ref.shape)
+    out = bwd(_feature_major(dhs), cache)
     dxp_ref, dh_ref, dc_ref, dWh_ref, dbhn_ref = _steps_backward(cell, dhs, caches)
-    np.testing.assert_allclose(out[0], dxp_ref, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(out[1][0], dh_ref, rtol=1e-10, atol=1e-12)
+    # dxp comes back as rows (G, T*N): column t*N + n is step t, stream n
+    np.testing.assert_allclose(out[0], dxp_ref.reshape(T * N, -1).T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out[1][0], dh_ref.T, rtol=1e-10, atol=1e-12)
     if cell == "lstm":
-        np.testing.assert_allclose(out[1][1], dc_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(out[1][1], dc_ref.T, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(out[2], dWh_ref, rtol=1e-10, atol=1e-12)
     if cell == "gru":
         np.testing.assert_allclose(out[3], dbhn_ref, rtol=1e-10, atol=1e-12)
@@ -152,16 +158,17 @@ def test_fast_sequence_matches_step_loop(cell, rng):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_fast_sequence_backward_matches_numerical(cell, rng):
     fwd, bwd, gates = SEQ[cell]
-    inputs = {"xp": rng.standard_normal((T, N, gates * H)), "h0": rng.standard_normal((N, H))}
+    inputs = {"xp": rng.standard_normal((T, gates * H, N)), "h0": rng.standard_normal((H, N))}
     if cell == "lstm":
-        inputs["c0"] = rng.standard_normal((N, H))
+        inputs["c0"] = rng.standard_normal((H, N))
     inputs["Wh"] = rng.standard_normal((H, gates * H)) * 0.5
     if cell == "gru":
         inputs["bhn"] = rng.standard_normal(H)
     hs, _, cache = fwd(**inputs)
     dhs = rng.standard_normal(hs.shape)
     out = bwd(dhs, cache)
-    analytic = {"xp": out[0], "h0": out[1][0], "Wh": out[2]}
+    dxp = out[0].reshape(gates * H, T, N).transpose(1, 0, 2)  # rows back to (T, G, N)
+    analytic = {"xp": dxp, "h0": out[1][0], "Wh": out[2]}
     if cell == "lstm":
         analytic["c0"] = out[1][1]
     if cell == "gru":
@@ -174,8 +181,8 @@ def test_fast_sequence_backward_matches_numerical(cell, rng):
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_fast_sequence_keeps_float32_and_leaves_inputs_alone(cell, rng):
     fwd, bwd, gates = SEQ[cell]
-    xp = rng.standard_normal((T, N, gates * H)).astype(np.float32)
-    state = tuple(rng.standard_normal((N, H)).astype(np.float32)
+    xp = rng.standard_normal((T, gates * H, N)).astype(np.float32)
+    state = tuple(rng.standard_normal((H, N)).astype(np.float32)
                   for _ in range(2 if cell == "lstm" else 1))
     Wh = rng.standard_normal((H, gates * H)).astype(np.float32)
     extra = (np.zeros(H, np.float32),) if cell == "gru" else ()

@@ -23,7 +23,7 @@ def _setup(cell, layers, V, H, rng):
     params = init_params(cell, V, H, layers, rng, dtype=np.float64)
     for p in params.values():  # non-zero biases so that their gradients are exercised
         p += rng.standard_normal(p.shape) * 0.3
-    state = [tuple(rng.standard_normal((N, H)) for _ in s) for s in zero_state(cell, layers, N, H)]
+    state = [tuple(rng.standard_normal(x.shape) for x in s) for s in zero_state(cell, layers, N, H)]
     inputs = rng.integers(0, V, (N, T))
     targets = rng.integers(0, V, (N, T))
     return params, state, inputs, targets
