@@ -14,8 +14,10 @@ The training objective is the loss summed over the T steps of a chunk and averag
 streams, as in min-char-rnn and char-rnn; reported losses are per character (that sum / T).
 
 Layer 0's input projection embed[id] @ Wx[0] + b[0] depends on the id only, so when V <= H it is
-computed as a (V, G) table and looked up, and its gradient is summed per character (a one-hot
-matmul) before touching Wx[0] and embed: the same gradients, with V instead of N*T rows of work.
+computed once per chunk as a (V, G) table and selected by a one-hot matmul, and its gradient is
+summed per character (the same one-hot) before touching Wx[0] and embed: the same gradients,
+with V instead of N*T rows of H-wide work. Inside the recurrent layers sequences are feature-major,
+(T, H, N); see layers.py.
 """
 
 import numpy as np
@@ -155,7 +157,7 @@ def backward(params, cell, dlogits, cache):
         if cell == "gru":
             dxp, dstate[l], grads["Wh"][l], grads["bhn"][l] = seq_backward(dhs, seq_cache)
         else:
-            dxp, dstate[l], grads["Wh"][l], = seq_backward(dhs, seq_cache)
+            dxp, dstate[l], grads["Wh"][l] = seq_backward(dhs, seq_cache)
         # dxp: rows (G, T*N), so each weight gradient is one matmul over all steps
         grads["b"][l] = dxp.sum(axis=1)
         if l > 0:
