@@ -159,7 +159,7 @@ def sample(checkpoint, seed_text, num_chars, temperature, greedy, rng_seed):
         raise _fail(e) from None
     except DataError as e:
         raise click.BadParameter(str(e), param_hint="--seed") from None
-    stream = click.get_text_stream("stdout")
+    stream = sys.stdout
     interactive = stream.isatty()
     try:
         stream.write(seed_text)
