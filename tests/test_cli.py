@@ -115,7 +115,8 @@ def test_train_json_is_the_only_output(trained):
 
 def test_train_writes_the_run_directory(trained):
     _, run_dir, result = trained
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "last.npz", "metrics.jsonl"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.npz", "data.npy", "last.npz",
+                                                         "metrics.jsonl"]
     lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["iteration"] for r in records] == [10, 20]
@@ -329,7 +330,8 @@ def test_train_out_is_an_existing_run(trained):
     text_file, run_dir, _ = trained
     before = (run_dir / "last.npz").read_bytes()
     result = invoke(["train", text_file, *SMALL, "--out", run_dir])
-    assert_fails(result, 1, f"Error: {run_dir}: already holds a run; choose another --out\n")
+    assert_fails(result, 1, f"Error: {run_dir}: already holds a run; choose another --out, or "
+                            f"continue it with --resume {run_dir}\n")
     assert (run_dir / "last.npz").read_bytes() == before
 
 

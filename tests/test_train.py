@@ -8,14 +8,14 @@ import pytest
 
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import load_config
-from charrnn.data import Text, read_text
+from charrnn.data import corpus_from_text, load_corpus
 from charrnn.sample import generate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _text(s):
-    return Text(s, "test text", "0" * 64)
+    return corpus_from_text(s, "test text")
 
 
 def test_hello_toy(tmp_path):
@@ -54,7 +54,7 @@ def test_min_char_rnn_on_tinyshakespeare(shakespeare, tmp_path):
     from charrnn.train import train
 
     model_cfg, train_cfg = load_config(CONFIGS / "min-char-rnn.yaml")
-    summary = train(read_text(shakespeare), model_cfg, train_cfg, tmp_path, rng_seed=0,
+    summary = train(load_corpus(shakespeare), model_cfg, train_cfg, tmp_path, rng_seed=0,
                     progress=False)
     assert summary["initial_train_loss"] == pytest.approx(math.log(65), abs=0.1)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

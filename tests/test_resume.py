@@ -1,0 +1,308 @@
+"""Training you can trust: exact resume, --init-from, interruptions, divergence, --dry-run."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charrnn.train as train_module
+from charrnn.checkpoint import load_checkpoint
+from charrnn.cli import cli
+from charrnn.config import load_config
+from charrnn.data import corpus_from_text
+from charrnn.train import train
+
+TEXT = "".join(f"line {i}: the cat sat on the mat, {i * 7 % 13} times.\n" for i in range(120))
+SMALL = ["hidden_size=12", "num_layers=2", "batch_size=3", "seq_length=10", "eval_every=4",
+         "dropout=0.2"]
+
+
+def _cfg(cell, max_iters, *extra):
+    return load_config(sets=[f"model={cell}", *SMALL, f"max_iters={max_iters}", *extra])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, tmp_path):
+    """2N iterations straight vs N, then resume for N more: identical parameters and optimizer
+    state (with dropout, so the RNG state matters, and a pass boundary inside each half)."""
+    corpus = corpus_from_text(TEXT[:1500])
+    full_dir, half_dir = tmp_path / "full", tmp_path / "half"
+    full_dir.mkdir()
+    half_dir.mkdir()
+    train(corpus, *_cfg(cell, 90), full_dir, rng_seed=3, progress=False)
+    train(corpus, *_cfg(cell, 45), half_dir, rng_seed=3, progress=False)
+    half = load_checkpoint(half_dir / "last.npz")
+    assert half.iteration == 45
+    summary = train(corpus, *_cfg(cell, 90), half_dir, progress=False, resume=half,
+                    changed=("max_iters",))
+    full, resumed = load_checkpoint(full_dir / "last.npz"), load_checkpoint(half_dir / "last.npz")
+    assert summary["resumed_from"] == 45 and resumed.iteration == full.iteration == 90
+    for name in full.params:
+        np.testing.assert_array_equal(resumed.params[name], full.params[name], err_msg=name)
+    for name in full.optim_state:
+        np.testing.assert_array_equal(resumed.optim_state[name], full.optim_state[name])
+    assert resumed.rng_state == full.rng_state
+    def evaluations(run_dir):
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+        return [(r["iteration"], r["val_loss"]) for r in map(json.loads, lines)]
+
+    # the same evaluations, plus the one the first half made at its end (iteration 45)
+    assert [e for e in evaluations(half_dir) if e[0] != 45] == evaluations(full_dir)
+
+
+def invoke(args, **kwargs):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="charrnn", **kwargs)
+
+
+def _sets(*items):
+    return [x for item in items for x in ("--set", item)]
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def test_cli_resume_continues_and_reports_the_change(text_file, tmp_path):
+    run = tmp_path / "run"
+    first = invoke(["train", text_file, *_sets(*SMALL, "max_iters=8"), "--out", run,
+                    "--rng-seed", "1", "--json"], catch_exceptions=False)
+    assert first.exit_code == 0, first.stderr
+    second = invoke(["train", "--resume", run, *_sets("max_iters=16"), "--json"],
+                    catch_exceptions=False)
+    assert second.exit_code == 0, second.stderr
+    summary = json.loads(second.stdout)
+    assert summary["resumed_from"] == 8 and summary["iterations"] == 16
+    assert summary["changed"] == ["max_iters"]
+    straight = invoke(["train", text_file, *_sets(*SMALL, "max_iters=16"), "--out",
+                       tmp_path / "straight", "--rng-seed", "1", "--json"])
+    assert straight.exit_code == 0, straight.stderr
+    a, b = load_checkpoint(run / "last.npz"), load_checkpoint(tmp_path / "straight" / "last.npz")
+    assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+    human = invoke(["train", "--resume", run, *_sets("max_iters=20")])
+    assert human.exit_code == 0
+    assert "changed on resume: max_iters" in human.stderr
+    assert f"resuming {run} at iteration 16; changed: max_iters" in human.stderr
+
+
+def _trained_run(text_file, tmp_path, iters=8):
+    run = tmp_path / "run"
+    result = invoke(["train", text_file, *_sets(*SMALL, f"max_iters={iters}"), "--out", run,
+                     "--rng-seed", "0", "--json"])
+    assert result.exit_code == 0, result.stderr
+    return run
+
+
+def test_resume_refuses_other_text_unsafe_changes_and_nothing_to_do(text_file, tmp_path):
+    run = _trained_run(text_file, tmp_path)
+    other = tmp_path / "other.txt"
+    other.write_text(TEXT.replace("cat", "dog"), encoding="utf-8")
+    result = invoke(["train", other, "--resume", run, *_sets("max_iters=20")])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {other}: not the text {run} was trained on (SHA-256 ")
+    assert result.stderr.endswith(f"resume with that text, or start a new run with --init-from "
+                                  f"{run}\n")
+    result = invoke(["train", "--resume", run, *_sets("max_iters=20", "hidden_size=32")])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: cannot resume {run} with hidden_size=32: the run has "
+                             "hidden_size=12, and only max_iters, learning_rate, eval_every may "
+                             "change on resume (start a new run with --init-from instead)\n")
+    result = invoke(["train", "--resume", run])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {run} is at iteration 8 and max_iters is 8: nothing to do; "
+                             "raise it with --set max_iters=N\n")
+    result = invoke(["train", "--resume", run, "--out", tmp_path / "x"])
+    assert result.exit_code == 2 and "--resume continues a run in its own directory" in result.stderr
+    text_file.unlink()   # the recorded training text is gone
+    result = invoke(["train", "--resume", run, *_sets("max_iters=20")])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {run} was trained on {text_file}, which is no longer "
+                             "there; give the text as FILE\n")
+
+
+def test_init_from_fine_tunes_in_the_checkpoint_vocabulary(text_file, tmp_path):
+    run = _trained_run(text_file, tmp_path)
+    new_text = tmp_path / "new.txt"
+    new_text.write_text(TEXT[:900], encoding="utf-8")
+    result = invoke(["train", new_text, "--init-from", run, *_sets("max_iters=4", "eval_every=2",
+                     "batch_size=2"), "--out", tmp_path / "tuned", "--json"],
+                    catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    tuned, base = load_checkpoint(tmp_path / "tuned"), load_checkpoint(run)
+    assert tuned.vocab == base.vocab and tuned.iteration == 4
+    assert tuned.model_cfg.hidden_size == 12
+    bad = tmp_path / "bad.txt"
+    bad.write_text("the cat sat on the mat!? ~\n" * 20, encoding="utf-8")
+    result = invoke(["train", bad, "--init-from", run, "--out", tmp_path / "bad-run"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {bad}: characters not in the checkpoint's vocabulary: "
+                             "'!', '?', '~'\n")
+    assert not (tmp_path / "bad-run").exists()   # nothing half-made left behind
+    result = invoke(["train", new_text, "--init-from", run, *_sets("hidden_size=16")])
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: --init-from: hidden_size is 12 in {run}; a run started "
+                             "from its weights cannot change it to 16\n")
+
+
+def test_a_nan_is_rolled_back_with_half_the_learning_rate(tmp_path, monkeypatch):
+    real = train_module.loss_and_grads
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        loss, grads, state = real(*args, **kwargs)
+        return (float("nan") if calls["n"] == 7 else loss), grads, state
+
+    monkeypatch.setattr(train_module, "loss_and_grads", flaky)
+    lines = []
+    summary = train(corpus_from_text(TEXT), *_cfg("lstm", 12), tmp_path, rng_seed=0,
+                    progress=False, log=lines.append)
+    assert "warning: loss nan at iteration 7: rolled back to iteration 4 and halved the " \
+           "learning rate (now x0.5)" in lines
+    assert summary["lr_scale"] == 0.5 and summary["iterations"] == 12
+    ckpt = load_checkpoint(tmp_path / "last.npz")
+    assert ckpt.info["lr_scale"] == 0.5
+    assert all(np.isfinite(p).all() for p in ckpt.params.values())
+
+
+def test_persistent_divergence_stops_after_three_rollbacks(text_file, tmp_path):
+    run = tmp_path / "run"
+    result = invoke(["train", text_file, *_sets(*SMALL, "max_iters=30", "optimizer=sgd",
+                                                "learning_rate=1.0e30", "grad_clip=0.0"),
+                     "--out", run, "--rng-seed", "0"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr.count("rolled back to iteration") == 3
+    assert "Error: training diverged" in result.stderr
+    assert "3 times in a row after rolling back and halving the learning rate" in result.stderr
+    assert not (run / "best.npz").exists() or all(
+        np.isfinite(p).all() for p in load_checkpoint(run / "best.npz").params.values())
+
+
+def test_dry_run_reports_sizes_and_time_and_writes_nothing(text_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["train", text_file, *_sets(*SMALL, "max_iters=100"), "--dry-run", "--json"],
+                    catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    n_val = int(len(TEXT) * 0.05)
+    n_train = len(TEXT) - n_val
+    L = (n_train - 1) // 3
+    assert report["train_batches_per_pass"] == L // 10
+    assert report["train_chars"] == 3 * L and report["val_chars"] == n_val
+    assert report["chars_per_param"] == round(3 * L / report["num_params"], 3)
+    assert report["seconds_per_iter"] > 0
+    assert report["seconds_for_max_iters"] == pytest.approx(100 * report["seconds_per_iter"],
+                                                            abs=0.1)
+    assert not (tmp_path / "runs").exists()
+    human = invoke(["train", text_file, *_sets(*SMALL), "--dry-run"])
+    assert human.exit_code == 0
+    assert f"parameters: {report['num_params']:,} (vocabulary {report['vocab_size']})" in human.stdout
+    assert "ms per iteration (measured)" in human.stdout
+
+
+def test_dry_run_refuses_texts_too_short(tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("abcdefghij" * 10, encoding="utf-8")
+    result = invoke(["train", short, *_sets("batch_size=8", "seq_length=20"), "--dry-run"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {short}: the training text has 95 characters; batch_size "
+                             "8 x seq_length 20 needs at least 161\n")
+    result = invoke(["train", short, *_sets("batch_size=1", "seq_length=10", "val_frac=0.01"),
+                     "--dry-run"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"Error: {short}: the validation part (val_frac 0.01) has 1 "
+                             "characters; it needs at least 2 (raise val_frac or use a longer "
+                             "text)\n")
+
+
+def test_crlf_text_is_accepted_and_said_in_the_summary(tmp_path):
+    path = tmp_path / "dos.txt"
+    path.write_bytes(TEXT.replace("\n", "\r\n").encode("utf-8"))
+    result = invoke(["train", path, *_sets(*SMALL, "max_iters=4"), "--out", tmp_path / "run"])
+    assert result.exit_code == 0, result.stderr
+    summary_line = result.stderr.strip().splitlines()[-1]
+    assert summary_line.startswith("done: 4 iterations")
+    assert summary_line.endswith("; converted 120 CRLF line endings to LF")
+    assert "\r" not in load_checkpoint(tmp_path / "run").vocab.chars
+
+
+def test_output_directory_that_cannot_be_made(text_file, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = invoke(["train", text_file, "--out", blocker / "run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr == (f"Error: {blocker / 'run'}: cannot write the run directory: "
+                             "Not a directory\n")
+
+
+def _start(args, cwd):
+    return subprocess.Popen([sys.executable, "-m", "charrnn", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_last_and_says_how_to_resume(text_file, tmp_path, sig, status):
+    run = tmp_path / "run"
+    proc = _start(["train", text_file, *_sets(*SMALL, "max_iters=100000", "eval_every=5"),
+                   "--out", run], tmp_path)
+    _wait_for(run / "last.npz", proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert "Traceback" not in err
+    last_line = err.strip().splitlines()[-1]
+    assert last_line.startswith("Interrupted at iteration ")
+    assert last_line.endswith(f": saved {run / 'last.npz'}; resume with: charrnn train --resume "
+                              f"{run}")
+    stopped = int(last_line.split()[3].rstrip(":"))
+    assert load_checkpoint(run / "last.npz").iteration == stopped
+    resumed = invoke(["train", "--resume", run, *_sets(f"max_iters={stopped + 3}"), "--json"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["iterations"] == stopped + 3
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_moments_always_leaves_a_resumable_run(text_file, tmp_path):
+    rng = np.random.default_rng(0)
+    run = tmp_path / "run"
+    args = ["train", text_file, *_sets(*SMALL, "max_iters=400", "eval_every=3"), "--out", run]
+    for attempt in range(6):
+        proc = _start(args, tmp_path)
+        if attempt == 0:
+            _wait_for(run / "last.npz", proc)
+        time.sleep(rng.uniform(0.05, 1.5))
+        proc.kill()
+        proc.communicate()   # reap it and close its pipes
+        for name in ("last.npz", "best.npz"):
+            ckpt = load_checkpoint(run / name)
+            assert all(np.isfinite(p).all() for p in ckpt.params.values())
+        args = ["train", "--resume", run]
+    result = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args), "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["iterations"] == 400
+
+
+def test_binary_file_is_refused_by_train(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    result = invoke(["train", path, "--out", tmp_path / "run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.stderr == (f"Error: {path}: looks like a binary file (NUL byte at offset 7); "
+                             "charrnn reads UTF-8 text only\n")
+    assert not (tmp_path / "run").exists()
