@@ -87,8 +87,8 @@ class Text:
 
 
 def read_text(path):
-    """Read a UTF-8 file. A leading byte order mark is dropped (and noted); undecodable bytes are a
-    DataError naming the file and the byte offset."""
+    """Read a UTF-8 file. A leading byte order mark is dropped and CRLF line endings become LF
+    (both noted); undecodable bytes are a DataError naming the file and the byte offset."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -111,6 +111,10 @@ def decode_bytes(raw, source):
     if text.startswith("\ufeff"):
         text = text[1:]
         notes.append("removed a UTF-8 byte order mark")
+    crlf = text.count("\r\n")
+    if crlf:  # as the training loader does, so eval and seed texts match what was trained on
+        text = text.replace("\r\n", "\n")
+        notes.append(f"converted {crlf:,} CRLF line endings to LF")
     if not text:
         raise DataError(f"{source}: the file is empty")
     return Text(text, source, hashlib.sha256(raw).hexdigest(), tuple(notes))

@@ -21,12 +21,19 @@ MIN_SEGMENT = 1024    # characters per segment, at least (fewer segments for sho
 EVAL_SEQ_LENGTH = 128  # characters per forward chunk
 
 
+def segment_layout(n_chars, streams=EVAL_STREAMS):
+    """(S, seg): how many parallel segments a text of n_chars is scored in, and the number of
+    predicted positions in each (the last one padded)."""
+    P = n_chars - 1
+    S = max(1, min(streams, P // MIN_SEGMENT))
+    return S, -(-P // S)  # ceil
+
+
 def _segments(ids, streams):
     """(inputs, targets), each (S, seg): the P = len(ids) - 1 predicted positions cut into S
     contiguous segments, position p at [p // seg, p % seg]; targets -1 pad the last one."""
     P = len(ids) - 1
-    S = max(1, min(streams, P // MIN_SEGMENT))
-    seg = -(-P // S)  # ceil
+    S, seg = segment_layout(len(ids), streams)
     inputs = np.zeros(S * seg, dtype=np.int32)
     targets = np.full(S * seg, -1, dtype=np.int32)   # -1: padding, not scored
     inputs[:P] = ids[:P]

@@ -279,13 +279,6 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     }
 
 
-def _eval_layout(n_chars):
-    """(streams, characters per stream) that evaluate.score_ids uses for a text of n_chars."""
-    P = n_chars - 1
-    S = max(1, min(evaluate.EVAL_STREAMS, P // evaluate.MIN_SEGMENT))
-    return S, -(-P // S)
-
-
 def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
     """What a run would be, without writing anything: sizes, and a measured time per iteration
     (from a few real iterations). DataError if the text cannot make one batch or validation."""
@@ -306,7 +299,7 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
         update(tc.optimizer, params, grads, optim_state, tc.learning_rate, k + 1, tc.momentum)
         times.append(time.perf_counter() - t0)
     per_iter = float(np.median(times[1:]))
-    streams, seg = _eval_layout(len(val_ids))
+    streams, seg = evaluate.segment_layout(len(val_ids))
     n_params = num_params(params)
     return {
         "num_params": n_params,

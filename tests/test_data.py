@@ -37,6 +37,12 @@ def test_bom_is_removed_and_noted():
     assert text.notes == ("removed a UTF-8 byte order mark",)
 
 
+def test_crlf_becomes_lf_and_is_noted_as_in_training():
+    text = decode_bytes("\ufeffone\r\ntwo\r\nthree\r".encode("utf-8"), "x.txt")
+    assert text.text == "one\ntwo\nthree\r"      # a lone CR is kept, as the training loader does
+    assert text.notes == ("removed a UTF-8 byte order mark", "converted 2 CRLF line endings to LF")
+
+
 def test_batches_are_parallel_streams_of_shifted_chunks():
     ids = np.arange(2 * 10 + 1, dtype=np.uint8)  # two streams of length 10, chunks of 3
     batches = Batches(ids, batch_size=2, seq_length=3)

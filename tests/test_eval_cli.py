@@ -97,6 +97,12 @@ def test_stdin_is_a_file_named_dash(files):
     assert out.startswith("<stdin>: loss ")
 
 
+def test_a_crlf_text_scores_as_its_lf_form(files, tmp_path):
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes((files / "short.txt").read_bytes().replace(b"\n", b"\r\n"))
+    assert as_json(files, crlf) == as_json(files, files / "short.txt")
+
+
 def test_stdin_is_dash_in_json_and_tsv_and_stdin_in_text(files, tmp_path):
     text = "the lazy fox.\nthe dog\n"
     report = as_json(files, "-", "--worst", "2", "--per-char", tmp_path / "c.tsv", input=text)
@@ -195,12 +201,12 @@ def test_per_char_escapes_tabs_and_backslashes(tmp_path):
     save_checkpoint(tmp_path / "m.npz", Checkpoint(
         params=init_params("rnn", len(vocab), 4, 1, np.random.default_rng(0)), vocab=vocab,
         model_cfg=ModelConfig(model="rnn", hidden_size=4, num_layers=1), train_cfg=TrainConfig()))
-    (tmp_path / "t.txt").write_bytes(b"a\t\\\r\na")
+    (tmp_path / "t.txt").write_bytes(b"a\t\\\ra\n")   # a lone CR stays (CRLF would be LF)
     result = invoke(["eval", "-c", tmp_path / "m.npz", tmp_path / "t.txt", "--per-char",
                      tmp_path / "t.tsv"], catch_exceptions=False)
     assert result.exit_code == 0
     _, rows = read_tsv(tmp_path / "t.tsv")
-    assert [r[2] for r in rows] == ["\\t", "\\\\", "\\r", "\\n", "a"]
+    assert [r[2] for r in rows] == ["\\t", "\\\\", "\\r", "a", "\\n"]
 
 
 def test_per_char_into_a_missing_directory(files, tmp_path):
