@@ -280,7 +280,9 @@ def test_signal_saves_last_and_says_how_to_resume(text_file, tmp_path, sig, stat
 def test_kill_9_at_random_moments_always_leaves_a_resumable_run(text_file, tmp_path):
     rng = np.random.default_rng(0)
     run = tmp_path / "run"
-    args = ["train", text_file, *_sets(*SMALL, "max_iters=400", "eval_every=3"), "--out", run]
+    # max_iters far out of reach: every attempt is killed while it trains or writes
+    args = ["train", text_file, *_sets(*SMALL, "max_iters=1000000", "eval_every=3"), "--out", run]
+    reached = 0
     for attempt in range(6):
         proc = _start(args, tmp_path)
         if attempt == 0:
@@ -288,14 +290,19 @@ def test_kill_9_at_random_moments_always_leaves_a_resumable_run(text_file, tmp_p
         time.sleep(rng.uniform(0.05, 1.5))
         proc.kill()
         proc.communicate()   # reap it and close its pipes
+        assert proc.returncode == -signal.SIGKILL
         for name in ("last.npz", "best.npz"):
             ckpt = load_checkpoint(run / name)
             assert all(np.isfinite(p).all() for p in ckpt.params.values())
+        iteration = load_checkpoint(run / "last.npz").iteration
+        assert iteration >= reached   # never behind a checkpoint written before
+        reached = iteration
         args = ["train", "--resume", run]
-    result = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args), "--json"],
+    result = subprocess.run([sys.executable, "-m", "charrnn", *map(str, args), "--set",
+                             f"max_iters={reached + 5}", "--json"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["iterations"] == 400
+    assert json.loads(result.stdout)["iterations"] == reached + 5
 
 
 def test_binary_file_is_refused_by_train(tmp_path):
