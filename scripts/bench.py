@@ -1,28 +1,44 @@
-"""Training and sampling throughput of charrnn on the configurations of issue 5.
+"""Training and sampling speed, peak memory and matmul efficiency of charrnn, against PyTorch.
 
-    python scripts/bench.py [TEXT] [--iters N] [--configs C0,C1,...]
+    python scripts/bench.py [TEXT] [--iters N] [--repeats R] [--configs C0,C1,...]
+                            [--torch] [--torch-python PATH] [--json]
 
-For each configuration: a few warm-up iterations, then N timed training iterations (forward,
-backward, clipping, adam) on chunks of TEXT (default ../shared/data/tinyshakespeare.txt, else the
-built-in corpus), reported as training characters per second (batch_size x seq_length x N / s),
-sampling characters per second at batch 1 (2,000 characters), and sampling characters per second
-in total for 64 samples computed as one batch (`charrnn sample --num-samples 64`; 400 characters
-each). First version: the PyTorch reference, peak memory and the fraction of matmul peak come with
-issue 5.
+For each configuration of issue 5 (C0 to C3 below), in a fresh process of its own (so that its
+peak resident memory is that configuration's): a few warm-up iterations, then N timed training
+iterations (forward, backward, clipping to global norm 5, Adam) on batch_size x seq_length
+chunks of TEXT (default ../shared/data/tinyshakespeare.txt, else the built-in corpus), then
+2,000 characters sampled at batch 1, then 64 samples of 400 characters as one batch
+(`charrnn sample --num-samples 64`). Reported, as the median over R repeats:
+
+- train chars/s: batch_size x seq_length x N / seconds;
+- sample chars/s: at batch 1; x64 chars/s: in total over the 64 samples;
+- peak MB: the process's peak resident memory (text, model, training and sampling);
+- % peak: model matmul FLOPs per training character (forward plus backward: 3 x 2 x the
+  multiply-adds of every weight matrix, the input projections counted as dense products over
+  H-wide embeddings) x train chars/s, over this machine's float32 matmul peak, measured at the
+  start of the run with a large NumPy matmul. The same count for both programs, so the column
+  compares like with like; charrnn's layer-0 table (see charrnn/model.py) does fewer FLOPs than
+  the count, so its column can read higher than the fraction of peak its matmuls run at.
+
+With --torch, the same model in PyTorch (scripts/bench_torch.py, run by --torch-python, default
+$TORCH_PYTHON or this interpreter) runs after each charrnn process, configuration by
+configuration, alternating, and the table gets PyTorch's figures and the ratios charrnn / PyTorch.
+PyTorch is never a dependency of charrnn: install it in a throw-away environment,
+    python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy
+and pass --torch-python /tmp/torchenv/bin/python. Both run with 2 threads, float32.
 """
 
 import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-from charrnn.data import Batches, Vocab, builtin_corpus, read_text
-from charrnn.checkpoint import Checkpoint
-from charrnn.config import ModelConfig, TrainConfig
-from charrnn.model import clip_grads, init_params, loss_and_grads, zero_state
-from charrnn.optim import init_state, update
-from charrnn.sample import SampleConfig, generate, generate_samples
 
 CONFIGS = {  # name: (model, hidden, layers, batch, seq_length)
     "C0": ("rnn", 100, 1, 1, 25),
@@ -30,15 +46,64 @@ CONFIGS = {  # name: (model, hidden, layers, batch, seq_length)
     "C2": ("lstm", 256, 2, 50, 50),
     "C3": ("lstm", 512, 2, 64, 100),
 }
-DEFAULT_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+HERE = Path(__file__).resolve().parent
+DEFAULT_TEXT = HERE.parents[1] / "shared" / "data" / "tinyshakespeare.txt"
+THREADS = "2"
 
 
-def bench_training(ids, V, cell, H, L, N, T, iters, warmup=3):
+def train_iters(name, iters):
+    """Timed iterations for a configuration: C0's are tiny, C3's big."""
+    return {"C0": iters * 25, "C1": iters * 2, "C2": iters, "C3": max(3, iters // 2)}[name]
+
+
+def flops_per_char(cell, H, L, V):
+    """Model matmul FLOPs per training character: forward 2 x multiply-adds of every weight
+    matrix (input and recurrent projections of each layer, the output layer), backward twice
+    that (the gradient of the input and of the weight)."""
+    G = GATES[cell] * H
+    forward = 2 * (L * (H * G + H * G) + H * V)
+    return 3 * forward
+
+
+def matmul_peak(n=2048, repeats=7):
+    """This machine's float32 matmul rate in FLOP/s: the best of a few (n x n) @ (n x n)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.T.copy()
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+# --------------------------------------------------------------------------- one configuration
+
+
+def worker(text_path, name, iters):
+    """charrnn on one configuration, in this process: prints a JSON object."""
+    from charrnn.checkpoint import Checkpoint
+    from charrnn.config import ModelConfig, TrainConfig
+    from charrnn.data import Batches, Vocab, builtin_corpus, read_text
+    from charrnn.model import clip_grads, init_params, loss_and_grads, zero_state
+    from charrnn.optim import init_state, update
+    from charrnn.sample import SampleConfig, generate, generate_samples
+
+    cell, H, L, N, T = CONFIGS[name]
+    text = read_text(text_path) if text_path else builtin_corpus()
+    vocab = Vocab.from_text(text.text)
+    ids = vocab.encode(text.text)
+    del text
+    V = len(vocab)
     rng = np.random.default_rng(0)
     params = init_params(cell, V, H, L, rng)
-    state_opt = init_state("adam", params)
+    opt = init_state("adam", params)
     batches = Batches(ids, N, T)
     state = zero_state(cell, L, N, H)
+    warmup = 3
     for k in range(warmup + iters):
         if k == warmup:
             start = time.perf_counter()
@@ -47,50 +112,133 @@ def bench_training(ids, V, cell, H, L, N, T, iters, warmup=3):
             state = zero_state(cell, L, N, H)
         _, grads, state = loss_and_grads(params, cell, x, y, state)
         clip_grads(grads, 5.0, "norm")
-        update("adam", params, grads, state_opt, 2e-3, k + 1)
-    return N * T * iters / (time.perf_counter() - start), params
+        update("adam", params, grads, opt, 2e-3, k + 1)
+    train_cps = N * T * iters / (time.perf_counter() - start)
 
-
-def bench_sampling(params, vocab, cell, H, L, n=2000):
     ckpt = Checkpoint(params=params, vocab=vocab, model_cfg=ModelConfig(cell, H, L),
                       train_cfg=TrainConfig())
+    n = 2000
     start = time.perf_counter()
     for _ in generate(ckpt, vocab.chars[0], n, rng=np.random.default_rng(0)):
         pass
-    return n / (time.perf_counter() - start)
-
-
-def bench_batch_sampling(params, vocab, cell, H, L, num_samples=64, n=400):
-    """Characters per second in total, num_samples samples of n characters as one batch."""
-    ckpt = Checkpoint(params=params, vocab=vocab, model_cfg=ModelConfig(cell, H, L),
-                      train_cfg=TrainConfig())
-    cfg = SampleConfig(num_chars=n, num_samples=num_samples)
+    sample_cps = n / (time.perf_counter() - start)
+    cfg = SampleConfig(num_chars=400, num_samples=64)
     start = time.perf_counter()
     generate_samples(ckpt, vocab.chars[0], cfg, np.random.default_rng(0))
-    return num_samples * n / (time.perf_counter() - start)
+    batch_cps = 64 * 400 / (time.perf_counter() - start)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"train_cps": train_cps, "sample_cps": sample_cps, "batch_cps": batch_cps,
+                      "peak_mb": peak_mb, "vocab_size": V}))
+
+
+def run_process(argv):
+    env = dict(os.environ, OMP_NUM_THREADS=THREADS, OPENBLAS_NUM_THREADS=THREADS,
+               MKL_NUM_THREADS=THREADS)
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, argv[:3]))} ... failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def charrnn_run(text_path, name, iters):
+    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--iters", str(iters)]
+    if text_path:
+        argv.insert(2, str(text_path))
+    return run_process(argv)
+
+
+def torch_run(torch_python, text_path, name, iters):
+    cell, H, L, N, T = CONFIGS[name]
+    return run_process([torch_python, str(HERE / "bench_torch.py"), str(text_path), cell,
+                        str(H), str(L), str(N), str(T), str(iters)])
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def median(runs, key):
+    return statistics.median(r[key] for r in runs)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", nargs="?", type=Path)
-    parser.add_argument("--iters", type=int, default=20, help="timed iterations per config")
+    parser.add_argument("--iters", type=int, default=20,
+                        help="timed training iterations, scaled per config (C0 x25, C1 x2, "
+                             "C3 / 2)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per config (median)")
     parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--torch", action="store_true", help="also run the PyTorch reference")
+    parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", sys.executable),
+                        help="an interpreter that can import torch")
+    parser.add_argument("--json", action="store_true", help="one JSON object per config")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     path = args.text or (DEFAULT_TEXT if DEFAULT_TEXT.is_file() else None)
-    text = read_text(path) if path else builtin_corpus()
-    vocab = Vocab.from_text(text.text)
-    ids = vocab.encode(text.text)
-    print(f"text: {text.source} ({len(ids):,} characters, vocabulary {len(vocab)})")
-    print(f"{'config':8} {'model':6} {'H':>4} {'L':>2} {'N':>3} {'T':>4} "
-          f"{'train chars/s':>14} {'sample chars/s':>15} {'x64 chars/s':>12}")
-    for name in args.configs.split(","):
+    names = args.configs.split(",")
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configs: {', '.join(unknown)} (known: {', '.join(CONFIGS)})")
+    if args.worker:
+        worker(path, args.worker, args.iters)
+        return
+    if args.torch and path is None:
+        parser.error("--torch needs a text file (the PyTorch script does not build the "
+                     "built-in corpus)")
+    if args.torch:
+        check = subprocess.run([args.torch_python, "-c", "import torch; print(torch.__version__)"],
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            parser.error(f"--torch: {args.torch_python} cannot import torch; make a throw-away "
+                         "environment: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip "
+                         "install torch==2.13.0 numpy, then --torch-python "
+                         "/tmp/torchenv/bin/python")
+        torch_version = check.stdout.strip()
+
+    peak = matmul_peak()
+    info = f"text: {path or 'built-in corpus'}; float32 matmul peak {peak / 1e9:.0f} GFLOP/s"
+    if args.torch:
+        info += f"; PyTorch {torch_version}"
+    print(info + f"; medians of {args.repeats}", file=sys.stderr if args.json else sys.stdout)
+    runs = {name: {"charrnn": [], "torch": []} for name in names}
+    for rep in range(args.repeats):          # alternating: each config, charrnn then PyTorch
+        for name in names:
+            iters = train_iters(name, args.iters)
+            runs[name]["charrnn"].append(charrnn_run(path, name, iters))
+            if args.torch:
+                runs[name]["torch"].append(torch_run(args.torch_python, path, name, iters))
+            print(f"  repeat {rep + 1}/{args.repeats} {name} done", file=sys.stderr, flush=True)
+
+    header = (f"{'config':6} {'model':>5} {'H':>4} {'L':>2} {'N':>3} {'T':>4} {'train/s':>8} "
+              f"{'% peak':>6} {'sample/s':>9} {'x64/s':>8} {'MB':>5}")
+    if args.torch:
+        header += (f" | {'torch train/s':>13} {'sample/s':>8} {'MB':>5} | {'train x':>7} "
+                   f"{'sample x':>8} {'memory':>6}")
+    if not args.json:
+        print(header)
+    for name in names:
         cell, H, L, N, T = CONFIGS[name]
-        iters = args.iters * (20 if name == "C0" else 1)  # C0's iterations are tiny
-        train_cps, params = bench_training(ids, len(vocab), cell, H, L, N, T, iters)
-        sample_cps = bench_sampling(params, vocab, cell, H, L)
-        batch_cps = bench_batch_sampling(params, vocab, cell, H, L)
-        print(f"{name:8} {cell:6} {H:>4} {L:>2} {N:>3} {T:>4} {train_cps:>14,.0f} "
-              f"{sample_cps:>15,.0f} {batch_cps:>12,.0f}", flush=True)
+        ours = runs[name]["charrnn"]
+        row = {"config": name, "model": cell, "hidden": H, "layers": L, "batch": N,
+               "seq_length": T}
+        row.update({k: median(ours, k) for k in ("train_cps", "sample_cps", "batch_cps",
+                                                 "peak_mb")})
+        fpc = flops_per_char(cell, H, L, ours[0]["vocab_size"])
+        row["peak_fraction"] = row["train_cps"] * fpc / peak
+        line = (f"{name:6} {cell:>5} {H:>4} {L:>2} {N:>3} {T:>4} {row['train_cps']:>8,.0f} "
+                f"{100 * row['peak_fraction']:>5.0f}% {row['sample_cps']:>9,.0f} "
+                f"{row['batch_cps']:>8,.0f} {row['peak_mb']:>5.0f}")
+        if args.torch:
+            theirs = runs[name]["torch"]
+            for k in ("train_cps", "sample_cps", "peak_mb"):
+                row["torch_" + k] = median(theirs, k)
+            row["train_ratio"] = row["train_cps"] / row["torch_train_cps"]
+            row["sample_ratio"] = row["sample_cps"] / row["torch_sample_cps"]
+            row["memory_ratio"] = row["peak_mb"] / row["torch_peak_mb"]
+            line += (f" | {row['torch_train_cps']:>13,.0f} {row['torch_sample_cps']:>8,.0f} "
+                     f"{row['torch_peak_mb']:>5.0f} | {row['train_ratio']:>6.2f}x "
+                     f"{row['sample_ratio']:>7.1f}x {row['memory_ratio']:>6.2f}")
+        print(json.dumps(row) if args.json else line, flush=True)
 
 
 if __name__ == "__main__":

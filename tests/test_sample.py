@@ -50,9 +50,13 @@ def test_a_seed_read_by_the_training_forward_is_a_seed_stepped(cell, N, rng, mon
     np.testing.assert_allclose(primed.step(nxt), stepped.step(nxt), rtol=1e-10, atol=1e-12)
 
 
-def test_stepper_keeps_float32(rng):
-    stepper = Stepper(init_params("lstm", 5, 4, 2, rng), "lstm")
-    assert stepper.step(np.array([1])).dtype == np.float32
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("N", [1, 4])   # rows at N = 1, feature-major for a batch
+def test_stepper_keeps_float32(rng, cell, N):
+    stepper = Stepper(init_params(cell, 5, 4, 2, rng), cell, batch_size=N)
+    logits = stepper.step(np.ones(N, np.intp))
+    assert logits.dtype == np.float32 and logits.shape == (N, 5)
+    assert all(b.dtype == np.float32 for b in (stepper.a, stepper.tmp, stepper.c))
 
 
 # --------------------------------------------------------------------------- the chooser
