@@ -10,7 +10,8 @@ Two kinds of function live here:
 - `*_seq_forward` / `*_seq_backward`: the whole chunk of T steps, working on an input projection
   `xp = x @ Wx + b` computed for all steps at once by the caller, feature-major within a step
   (see the layout note below). They write into preallocated buffers with in-place ufuncs, so the
-  per-step loop allocates nothing, and compute the weight gradient dWh with one matmul.
+  per-step loop allocates nothing, and compute the weight gradient dWh with a few large matmuls
+  over all steps (sum_outer).
 
 Equations (gate order as in PyTorch, so its nn.RNN / nn.LSTM / nn.GRU can load the weights):
     rnn:  h_t = tanh(x_t Wx + b + h_{t-1} Wh)
@@ -112,13 +113,30 @@ def gru_step_backward(dh, cache):
 # (T, X, N) array, so step t is a contiguous (X, N) block and every gate of it, i = a[:H] say, is a
 # contiguous (H, N) block: elementwise ops run on contiguous memory with scalar operands, and the
 # step matmul is W^T (G, H) @ h (H, N), which BLAS runs faster at small N than h (N, H) @ W (H, G).
-# Weight gradients sum over all steps with one matmul, on (X, T*N) "rows" of the same arrays.
+# Weight gradients sum over all steps with large matmuls on (X, k*N) "rows" of the same arrays,
+# k steps at a time (sum_outer), so that the row copies stay small.
 
 
 def to_rows(seq):
     """(T, X, N) -> (X, T*N), contiguous: column t*N + n is step t of stream n."""
     T, X, N = seq.shape
     return np.ascontiguousarray(seq.transpose(1, 0, 2)).reshape(X, T * N)
+
+
+ROWS_CHUNK_FLOATS = 1 << 21   # 8 MB of float32: the largest temporary sum_outer makes
+
+
+def sum_outer(a, b):
+    """sum_t a[t] @ b[t]^T for a: (T, X, N), b: (T, Y, N) -> (X, Y): a weight gradient summed over
+    every step and stream. Computed as rows matmuls, to_rows(a) @ to_rows(b)^T, over chunks of
+    steps, so that the row copies stay under ROWS_CHUNK_FLOATS whatever T and N are."""
+    T, X, N = a.shape
+    Y = b.shape[1]
+    step = max(1, ROWS_CHUNK_FLOATS // (max(X, Y) * N))
+    out = to_rows(a[:step]) @ to_rows(b[:step]).T
+    for t in range(step, T, step):
+        out += to_rows(a[t:t + step]) @ to_rows(b[t:t + step]).T
+    return out
 
 
 def rnn_seq_forward(xp, h0, Wh):
@@ -139,7 +157,7 @@ def rnn_seq_forward(xp, h0, Wh):
 
 
 def rnn_seq_backward(dhs, cache):
-    """dhs: (T, H, N) upstream grads of hs. Returns dxp as rows (H, T*N), (dh0,), dWh."""
+    """dhs: (T, H, N) upstream grads of hs. Returns dxp (T, H, N), (dh0,), dWh."""
     hs, Wh = cache
     T, H, N = dhs.shape
     dxp = np.empty_like(dhs)
@@ -152,10 +170,8 @@ def rnn_seq_backward(dhs, cache):
         np.subtract(1.0, da, out=da)
         da *= dh
         np.matmul(Wh, da, out=dh)
-    dxp_rows = to_rows(dxp)
-    # one matmul over all steps instead of T small ones: dWh = sum_t h_{t-1} da_t^T
-    dWh = to_rows(hs[:-1]) @ dxp_rows.T
-    return dxp_rows, (dh,), dWh
+    # a few large matmuls over all steps instead of T small ones: dWh = sum_t h_{t-1} da_t^T
+    return dxp, (dh,), sum_outer(hs[:-1], dxp)
 
 
 def lstm_seq_forward(xp, h0, c0, Wh):
@@ -198,20 +214,23 @@ def lstm_seq_forward(xp, h0, c0, Wh):
 
 
 def lstm_seq_backward(dhs, cache):
-    """dhs: (T, H, N). Returns dxp as rows (4H, T*N), (dh0, dc0), dWh."""
+    """dhs: (T, H, N). Returns dxp (T, 4H, N), (dh0, dc0), dWh.
+
+    Consumes the cache: dxp is written over the gate activations (each step's are read for the
+    last time when its gradient is made), which saves a (T, 4H, N) array at the peak of training.
+    """
     acts, hs, cs, tcs, Wh = cache
     T, H, N = dhs.shape
     dtype = dhs.dtype
-    dxp = np.empty_like(acts)
     dh = np.zeros((H, N), dtype=dtype)   # carried dh_next
     dc = np.zeros((H, N), dtype=dtype)   # carried dc_next
     tmp = np.empty((H, N), dtype=dtype)
-    deriv = np.empty((4 * H, N), dtype=dtype)
+    up = np.empty((4 * H, N), dtype=dtype)   # upstream grads of the activations i f g o
+    sq = np.empty((4 * H, N), dtype=dtype)
+    di, df, dg, do = up[:H], up[H:2 * H], up[2 * H:3 * H], up[3 * H:]
     for t in reversed(range(T)):
         a = acts[t]
         i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-        da = dxp[t]
-        di, df, dg, do = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
         dh += dhs[t]
         # dc_t += dh * o * (1 - tanh(c_t)^2) = dh * (o - h_t * tanh(c_t))
         np.multiply(hs[t + 1], tcs[t], out=tmp)
@@ -223,16 +242,14 @@ def lstm_seq_backward(dhs, cache):
         np.multiply(dc, i, out=dg)
         np.multiply(dc, cs[t], out=df)
         dc *= f                      # dc_{t-1} = dc_t * f
-        # through the activations y: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g)
-        np.multiply(a, a, out=deriv)
-        np.subtract(a[:2 * H], deriv[:2 * H], out=deriv[:2 * H])
-        np.subtract(1.0, deriv[2 * H:3 * H], out=deriv[2 * H:3 * H])
-        np.subtract(o, deriv[3 * H:], out=deriv[3 * H:])
-        da *= deriv
-        np.matmul(Wh, da, out=dh)    # dh_{t-1}
-    dxp_rows = to_rows(dxp)
-    dWh = to_rows(hs[:-1]) @ dxp_rows.T
-    return dxp_rows, (dh, dc), dWh
+        # through the activations y, in place: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g)
+        np.multiply(a, a, out=sq)
+        np.subtract(a[:2 * H], sq[:2 * H], out=a[:2 * H])
+        np.subtract(1.0, sq[2 * H:3 * H], out=g)
+        np.subtract(o, sq[3 * H:], out=o)
+        a *= up                      # a is now da_t = dxp[t]
+        np.matmul(Wh, a, out=dh)     # dh_{t-1}
+    return acts, (dh, dc), sum_outer(hs[:-1], acts)
 
 
 def gru_seq_forward(xp, h0, Wh, bhn):
@@ -272,7 +289,7 @@ def gru_seq_forward(xp, h0, Wh, bhn):
 
 
 def gru_seq_backward(dhs, cache):
-    """dhs: (T, H, N). Returns dxp as rows (3H, T*N), (dh0,), dWh, dbhn."""
+    """dhs: (T, H, N). Returns dxp (T, 3H, N), (dh0,), dWh, dbhn."""
     rz, ns, hns, hs, Wh = cache
     T, H, N = dhs.shape
     dtype = dhs.dtype
@@ -309,10 +326,7 @@ def gru_seq_backward(dhs, cache):
         np.matmul(Wh, dah[t], out=back)
         dh *= z
         dh += back
-    dah_rows = to_rows(dah)
-    dWh = to_rows(hs[:-1]) @ dah_rows.T
-    dbhn = dah_rows[2 * H:].sum(axis=1)
-    return to_rows(dxp), (dh,), dWh, dbhn
+    return dxp, (dh,), sum_outer(hs[:-1], dah), dah[:, 2 * H:].sum(axis=(0, 2))
 
 
 # --------------------------------------------------------------------------- other layers

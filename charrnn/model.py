@@ -22,6 +22,7 @@ with V instead of N*T rows of H-wide work. Inside the recurrent layers sequences
 
 import numpy as np
 
+from . import layers as _layers
 from .layers import (
     GATES,
     dropout_backward,
@@ -154,16 +155,15 @@ def backward(params, cell, dlogits, cache):
     dstate = [None] * len(layers)
     for l in reversed(range(len(layers))):
         x, seq_cache, _ = layers[l]
+        layers[l] = None             # the cache is consumed: free each layer's as it is done
         if cell == "gru":
             dxp, dstate[l], grads["Wh"][l], grads["bhn"][l] = seq_backward(dhs, seq_cache)
         else:
             dxp, dstate[l], grads["Wh"][l] = seq_backward(dhs, seq_cache)
-        # dxp: rows (G, T*N), so each weight gradient is one matmul over all steps
-        grads["b"][l] = dxp.sum(axis=1)
+        del seq_cache
+        # dxp: (T, G, N); the input weights' gradient sums over every step and stream
         if l > 0:
-            grads["Wx"][l] = to_rows(x) @ dxp.T
-            dx = params["Wx"][l] @ dxp                                     # (H, T*N)
-            dhs = np.ascontiguousarray(dx.reshape(-1, T, N).transpose(1, 0, 2))
+            grads["Wx"][l], grads["b"][l], dhs = _input_grads(x, dxp, params["Wx"][l])
             mask = layers[l - 1][2]
             if mask is not None:
                 dhs = dropout_backward(dhs, mask)
@@ -172,19 +172,45 @@ def backward(params, cell, dlogits, cache):
     return grads, dstate
 
 
+def _input_grads(x, dxp, W=None):
+    """For a projection xp = W^T x + b over a chunk, x: (T, X, N), dxp: (T, G, N): the grads of
+    W (sum_t x_t dxp_t^T, (X, G)), of b (G,), and, if W is given, of x (T, X, N).
+
+    Like layers.sum_outer, a few steps at a time on (., k*N) row copies, each copy of dxp made once
+    and shared by the three products, so temporaries stay small whatever T and N are."""
+    T, X, N = x.shape
+    G = dxp.shape[1]
+    step = max(1, _layers.ROWS_CHUNK_FLOATS // (max(X, G) * N))
+    dW = db = None
+    dx = np.empty_like(x) if W is not None else None
+    for t in range(0, T, step):
+        rows = to_rows(dxp[t:t + step])                                  # (G, k*N)
+        if dW is None:
+            dW, db = to_rows(x[t:t + step]) @ rows.T, rows.sum(axis=1)
+        else:
+            dW += to_rows(x[t:t + step]) @ rows.T
+            db += rows.sum(axis=1)
+        if W is not None:
+            k = rows.shape[1] // N
+            # (X, k*N) -> (k, X, N), into the steps' blocks of dx
+            dx[t:t + k] = (W @ rows).reshape(X, k, N).transpose(1, 0, 2)
+    return dW, db, dx
+
+
 def _layer0_backward(params, ids, x, dxp, grads):
-    """Grads of embed and Wx[0] from dxp, rows (G, T*N): the grad of embed[ids] @ Wx[0] + b[0].
+    """Grads of embed, Wx[0] and b[0] from dxp (T, G, N): the grad of embed[ids] @ Wx[0] + b[0].
     x is what _layer0_projection returned beside the projection."""
     embed, Wx0 = params["embed"], params["Wx"][0]
     if _use_table(params):
         # S[v] = sum of the dxp columns whose id is v: a one-hot matmul (np.add.at is slow)
-        S = (dxp @ to_rows(x).T).T                    # (V, G)
+        S, grads["b"][0], _ = _input_grads(x, dxp)   # (V, G)
         grads["Wx"][0] = embed.T @ S
         grads["embed"] = S @ Wx0.T
     else:
-        grads["Wx"][0] = to_rows(x) @ dxp.T
+        grads["Wx"][0], grads["b"][0], dx = _input_grads(x, dxp, Wx0)   # dx: (T, H, N)
         dembed = np.zeros_like(embed)
-        np.add.at(dembed, ids, (Wx0 @ dxp).T)        # (T*N, H) rows into the ids' rows
+        # (T*N, H) rows, row t*N + n for ids[t*N + n], into the ids' rows
+        np.add.at(dembed, ids, dx.transpose(0, 2, 1).reshape(-1, embed.shape[1]))
         grads["embed"] = dembed
 
 

@@ -4,6 +4,7 @@ sequence paths against loops of the plain step functions."""
 import numpy as np
 import pytest
 
+from charrnn import layers as layers_module
 from charrnn.gradcheck import numerical_grad, rel_error
 from charrnn.layers import (
     dropout_backward,
@@ -23,6 +24,7 @@ from charrnn.layers import (
     rnn_step_forward,
     sigmoid,
     softmax_cross_entropy,
+    sum_outer,
 )
 
 N, T, D, H, V = 2, 3, 3, 4, 5
@@ -145,8 +147,8 @@ def test_fast_sequence_matches_step_loop(cell, rng):
     dhs = rng.standard_normal(hs_ref.shape)
     out = bwd(_feature_major(dhs), cache)
     dxp_ref, dh_ref, dc_ref, dWh_ref, dbhn_ref = _steps_backward(cell, dhs, caches)
-    # dxp comes back as rows (G, T*N): column t*N + n is step t, stream n
-    np.testing.assert_allclose(out[0], dxp_ref.reshape(T * N, -1).T, rtol=1e-10, atol=1e-12)
+    # dxp comes back feature-major, (T, G, N)
+    np.testing.assert_allclose(out[0], _feature_major(dxp_ref), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(out[1][0], dh_ref.T, rtol=1e-10, atol=1e-12)
     if cell == "lstm":
         np.testing.assert_allclose(out[1][1], dc_ref.T, rtol=1e-10, atol=1e-12)
@@ -167,8 +169,7 @@ def test_fast_sequence_backward_matches_numerical(cell, rng):
     hs, _, cache = fwd(**inputs)
     dhs = rng.standard_normal(hs.shape)
     out = bwd(dhs, cache)
-    dxp = out[0].reshape(gates * H, T, N).transpose(1, 0, 2)  # rows back to (T, G, N)
-    analytic = {"xp": dxp, "h0": out[1][0], "Wh": out[2]}
+    analytic = {"xp": out[0], "h0": out[1][0], "Wh": out[2]}
     if cell == "lstm":
         analytic["c0"] = out[1][1]
     if cell == "gru":
@@ -238,3 +239,11 @@ def test_dropout_backward_matches_numerical_and_keeps_expectation(rng):
     assert dropped.dtype == np.float32
     assert abs(dropped.mean() - 1.0) < 0.02
     assert abs((dropped == 0).mean() - 0.3) < 0.01
+
+
+@pytest.mark.parametrize("chunk_floats", [1, 40, 1 << 21])   # one step, a few steps, all at once
+def test_sum_outer_sums_every_step_and_stream(chunk_floats, rng, monkeypatch):
+    monkeypatch.setattr(layers_module, "ROWS_CHUNK_FLOATS", chunk_floats)
+    a, b = rng.standard_normal((7, 3, 4)), rng.standard_normal((7, 5, 4))
+    expected = sum(a[t] @ b[t].T for t in range(7))
+    np.testing.assert_allclose(sum_outer(a, b), expected, rtol=1e-12)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from charrnn import layers as layers_module
 from charrnn.gradcheck import numerical_grad, rel_error
 from charrnn.layers import softmax_cross_entropy
 from charrnn.model import (
@@ -35,10 +36,13 @@ def _objective(params, cell, state, inputs, targets):
     return np.array(softmax_cross_entropy(logits, targets.T.reshape(-1))[0] / N)
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole", "chunked"])
 @pytest.mark.parametrize("V, H", [(5, 4), (7, 4)], ids=["table", "dense"])  # V <= H or not
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_model_gradients_match_numerical(cell, layers, V, H, rng):
+def test_model_gradients_match_numerical(cell, layers, V, H, chunked, rng, monkeypatch):
+    if chunked:   # weight gradients summed one step at a time (sum_outer's chunks)
+        monkeypatch.setattr(layers_module, "ROWS_CHUNK_FLOATS", 1)
     params, state, inputs, targets = _setup(cell, layers, V, H, rng)
     logits, _, cache = forward(params, cell, inputs, state)
     _, _, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1), 1.0 / N)
