@@ -32,7 +32,7 @@ from .data import Batches, DataError, split_train_val
 from . import evaluate
 from .evaluate import score_ids
 from .model import clip_grads, init_params, loss_and_grads, num_params, zero_state
-from .optim import init_state, learning_rate_at, update
+from .optim import FlatOptimizer, init_state, learning_rate_at
 
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
 SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every")  # on resume
@@ -158,6 +158,8 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
                    {"data_sha256": corpus.sha256, "data_source": corpus.source,
                     "best_val_loss": None, "best_iteration": None, "seconds": 0.0,
                     "rng_seed": rng_seed, "lr_scale": 1.0})
+    # params and optimizer state become views of flat buffers (restores stay in place)
+    optimizer = FlatOptimizer(tc.optimizer, run.params, run.optim_state, tc.momentum)
     info = run.info
     start_iteration = run.iteration
     chars_per_iter = tc.batch_size * tc.seq_length
@@ -216,8 +218,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             run.hidden = hidden
             lr = info["lr_scale"] * learning_rate_at(tc.learning_rate, tc.lr_decay,
                                                      run.iteration, batches.per_pass)
-            update(tc.optimizer, run.params, grads, run.optim_state, lr, run.iteration + 1,
-                   tc.momentum)
+            optimizer.step(grads, lr, run.iteration + 1)
             run.iteration += 1
             losses.append(loss)
             if first_loss is None:
@@ -287,7 +288,8 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
     batches, val_ids = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length)
     rng = np.random.default_rng(rng_seed)
     params = init_params(cell, len(corpus.vocab), H, L, rng)
-    optim_state = init_state(tc.optimizer, params, tc.momentum)
+    optimizer = FlatOptimizer(tc.optimizer, params, init_state(tc.optimizer, params, tc.momentum),
+                              tc.momentum)
     hidden = zero_state(cell, L, tc.batch_size, H)
     times = []
     for k in range(timed_iters + 1):           # the first one warms up, untimed
@@ -296,7 +298,7 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
         _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
                                           model_cfg.dropout, rng)
         clip_grads(grads, tc.grad_clip, tc.clip_mode)
-        update(tc.optimizer, params, grads, optim_state, tc.learning_rate, k + 1, tc.momentum)
+        optimizer.step(grads, tc.learning_rate, k + 1)
         times.append(time.perf_counter() - t0)
     per_iter = float(np.median(times[1:]))
     streams, seg = evaluate.segment_layout(len(val_ids))

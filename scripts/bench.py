@@ -89,7 +89,7 @@ def worker(text_path, name, iters):
     from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data import Batches, Vocab, builtin_corpus, read_text
     from charrnn.model import clip_grads, init_params, loss_and_grads, zero_state
-    from charrnn.optim import init_state, update
+    from charrnn.optim import FlatOptimizer, init_state
     from charrnn.sample import SampleConfig, generate, generate_samples
 
     cell, H, L, N, T = CONFIGS[name]
@@ -100,7 +100,7 @@ def worker(text_path, name, iters):
     V = len(vocab)
     rng = np.random.default_rng(0)
     params = init_params(cell, V, H, L, rng)
-    opt = init_state("adam", params)
+    opt = FlatOptimizer("adam", params, init_state("adam", params))
     batches = Batches(ids, N, T)
     state = zero_state(cell, L, N, H)
     warmup = 3
@@ -112,7 +112,7 @@ def worker(text_path, name, iters):
             state = zero_state(cell, L, N, H)
         _, grads, state = loss_and_grads(params, cell, x, y, state)
         clip_grads(grads, 5.0, "norm")
-        update("adam", params, grads, opt, 2e-3, k + 1)
+        opt.step(grads, 2e-3, k + 1)
     train_cps = N * T * iters / (time.perf_counter() - start)
 
     ckpt = Checkpoint(params=params, vocab=vocab, model_cfg=ModelConfig(cell, H, L),

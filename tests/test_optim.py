@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charrnn.optim import OPTIMIZERS, init_state, learning_rate_at, update
+from charrnn.optim import OPTIMIZERS, FlatOptimizer, init_state, learning_rate_at, update
 
 
 def _reference(optimizer, p, grads, lr, momentum):
@@ -40,6 +40,38 @@ def test_update_matches_reference(optimizer, momentum, rng):
     assert params["W"].dtype == np.float32
     np.testing.assert_allclose(params["W"], _reference(optimizer, p0, grads, 0.01, momentum),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_flat_optimizer_matches_the_per_parameter_update(optimizer, momentum, rng):
+    """The fused path against update(), over several parameters of several shapes."""
+    shapes = {"a": (3, 4), "b": (5,), "c": (2, 3, 2)}
+    start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    plain = {k: v.copy() for k, v in start.items()}
+    flat = {k: v.copy() for k, v in start.items()}
+    plain_state, flat_state = init_state(optimizer, plain, momentum), init_state(optimizer, flat,
+                                                                                momentum)
+    opt = FlatOptimizer(optimizer, flat, flat_state, momentum)
+    for t in range(1, 5):
+        grads = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        update(optimizer, plain, grads, plain_state, 0.01, t, momentum)
+        opt.step(grads, 0.01, t)
+    for k in shapes:   # the caller's dicts hold views that follow every step
+        assert flat[k].shape == shapes[k] and flat[k].dtype == np.float32
+        np.testing.assert_allclose(flat[k], plain[k], rtol=1e-6, atol=1e-7)
+    for k in plain_state:
+        np.testing.assert_allclose(flat_state[k], plain_state[k], rtol=1e-6, atol=1e-7)
+
+
+def test_flat_optimizer_views_take_in_place_restores(rng):
+    params = {"a": np.ones((2, 2), np.float32)}
+    state = init_state("adam", params)
+    opt = FlatOptimizer("adam", params, state)
+    params["a"][...] = 5.0            # as a divergence rollback restores: in place
+    assert (opt.p == 5.0).all()
+    opt.step({"a": np.zeros((2, 2), np.float32)}, 0.1, 1)
+    np.testing.assert_array_equal(params["a"], opt.p.reshape(2, 2))
 
 
 def test_state_is_per_parameter():
