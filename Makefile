@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all lint clean
+.PHONY: help install demo test test-all lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test-all: $(STAMP) ## Run every test, the slow end-to-end runs included
 lint: $(STAMP) ## Byte-compile and check the code with pyflakes
 	$(BIN)/python -m pip install --quiet pyflakes
 	$(BIN)/python -m pyflakes charrnn tests scripts
+
+bench: $(STAMP) ## Speed and memory table (scripts/bench.py; add BENCH_ARGS="--torch --torch-python PY")
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
 clean: ## Remove the virtual environment, build files and caches (not runs/)
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

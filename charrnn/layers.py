@@ -174,8 +174,10 @@ def rnn_seq_backward(dhs, cache):
     return dxp, (dh,), sum_outer(hs[:-1], dxp)
 
 
-def lstm_seq_forward(xp, h0, c0, Wh):
+def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
     """LSTM over T steps. xp: (T, 4H, N) input projection with bias, h0, c0: (H, N), Wh: (H, 4H).
+    overwrite_xp: the gate activations are written over xp (which the caller no longer needs),
+    saving a (T, 4H, N) array.
 
     Returns hs: (T, H, N), the final state (h_T, c_T) and the cache.
     """
@@ -183,16 +185,17 @@ def lstm_seq_forward(xp, h0, c0, Wh):
     H = G // 4
     dtype = xp.dtype
     WhT = np.ascontiguousarray(Wh.T)
-    acts = np.empty_like(xp)                      # (T, 4H, N) gate activations i f g o
+    acts = xp if overwrite_xp else np.empty_like(xp)   # (T, 4H, N) gate activations i f g o
+    rec = np.empty((G, N), dtype=dtype)           # one step's recurrent part
     hs = np.empty((T + 1, H, N), dtype=dtype)     # hs[t + 1] = h_t
     cs = np.empty((T + 1, H, N), dtype=dtype)     # cs[t + 1] = c_t
-    tcs = np.empty((T, H, N), dtype=dtype)        # tanh(c_t)
     hs[0], cs[0] = h0, c0
     tmp = np.empty((H, N), dtype=dtype)
+    tc = np.empty((H, N), dtype=dtype)            # tanh(c_t), recomputed in backward (memory)
     for t in range(T):
         a = acts[t]
-        np.matmul(WhT, hs[t], out=a)
-        a += xp[t]
+        np.matmul(WhT, hs[t], out=rec)
+        np.add(xp[t], rec, out=a)
         # all four gates with one tanh: sig(a) = 0.5 * tanh(0.5 * a) + 0.5 on i, f and o
         ifs, o = a[:2 * H], a[3 * H:]
         ifs *= 0.5
@@ -208,9 +211,9 @@ def lstm_seq_forward(xp, h0, c0, Wh):
         np.multiply(f, cs[t], out=c)
         np.multiply(i, g, out=tmp)
         c += tmp
-        np.tanh(c, out=tcs[t])
-        np.multiply(o, tcs[t], out=hs[t + 1])
-    return hs[1:], (hs[T].copy(), cs[T].copy()), (acts, hs, cs, tcs, Wh)
+        np.tanh(c, out=tc)
+        np.multiply(o, tc, out=hs[t + 1])
+    return hs[1:], (hs[T].copy(), cs[T].copy()), (acts, hs, cs, Wh)
 
 
 def lstm_seq_backward(dhs, cache):
@@ -219,12 +222,13 @@ def lstm_seq_backward(dhs, cache):
     Consumes the cache: dxp is written over the gate activations (each step's are read for the
     last time when its gradient is made), which saves a (T, 4H, N) array at the peak of training.
     """
-    acts, hs, cs, tcs, Wh = cache
+    acts, hs, cs, Wh = cache
     T, H, N = dhs.shape
     dtype = dhs.dtype
     dh = np.zeros((H, N), dtype=dtype)   # carried dh_next
     dc = np.zeros((H, N), dtype=dtype)   # carried dc_next
     tmp = np.empty((H, N), dtype=dtype)
+    tc = np.empty((H, N), dtype=dtype)
     up = np.empty((4 * H, N), dtype=dtype)   # upstream grads of the activations i f g o
     sq = np.empty((4 * H, N), dtype=dtype)
     di, df, dg, do = up[:H], up[H:2 * H], up[2 * H:3 * H], up[3 * H:]
@@ -232,12 +236,13 @@ def lstm_seq_backward(dhs, cache):
         a = acts[t]
         i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
         dh += dhs[t]
+        np.tanh(cs[t + 1], out=tc)   # not kept from forward: one tanh is cheaper than (T, H, N)
         # dc_t += dh * o * (1 - tanh(c_t)^2) = dh * (o - h_t * tanh(c_t))
-        np.multiply(hs[t + 1], tcs[t], out=tmp)
+        np.multiply(hs[t + 1], tc, out=tmp)
         np.subtract(o, tmp, out=tmp)
         tmp *= dh
         dc += tmp
-        np.multiply(dh, tcs[t], out=do)
+        np.multiply(dh, tc, out=do)
         np.multiply(dc, g, out=di)
         np.multiply(dc, i, out=dg)
         np.multiply(dc, cs[t], out=df)

@@ -126,6 +126,8 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None):
     layers, new_state = [], []
     for l in range(L):
         extra = (params["bhn"][l],) if cell == "gru" else ()
+        if cell == "lstm":   # xp was made here for this call: the activations may go over it
+            extra = (True,)
         hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra)  # hs: (T, H, N)
         new_state.append(last)
         mask = None
@@ -137,21 +139,28 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None):
             xp += params["b"][l + 1][:, None]
         layers.append((x, cache, mask))
         x = hs
-    top = np.ascontiguousarray(x.transpose(0, 2, 1)).reshape(T * N, -1)   # (T*N, H)
-    logits = top @ params["Why"] + params["by"]
-    return logits, new_state, (ids_tm, layers, top)
+    logits = _rows_tm(x) @ params["Why"] + params["by"]
+    # the top layer's states x, not their (T*N, H) copy: backward remakes it (memory)
+    return logits, new_state, (ids_tm, layers, x)
+
+
+def _rows_tm(seq):
+    """(T, H, N) -> (T*N, H), contiguous, row t*N + n for step t, stream n (time-major)."""
+    T, H, N = seq.shape
+    return np.ascontiguousarray(seq.transpose(0, 2, 1)).reshape(T * N, H)
 
 
 def backward(params, cell, dlogits, cache):
     """Gradients of every parameter, and of the initial state, given dlogits (T*N, V)."""
     seq_backward = _SEQ[cell][1]
-    ids_tm, layers, top = cache
+    ids_tm, layers, top_states = cache
     T, N = ids_tm.shape
     grads = {name: np.zeros_like(p) for name, p in params.items()}
-    grads["Why"] = top.T @ dlogits
+    grads["Why"] = _rows_tm(top_states).T @ dlogits
     grads["by"] = dlogits.sum(axis=0)
-    dtop = dlogits @ params["Why"].T                                      # (T*N, H)
-    dhs = np.ascontiguousarray(dtop.reshape(T, N, -1).transpose(0, 2, 1))  # (T, H, N)
+    del top_states
+    # (T*N, H) -> (T, H, N); no name keeps the (T*N, H) array alive through the layers below
+    dhs = np.ascontiguousarray((dlogits @ params["Why"].T).reshape(T, N, -1).transpose(0, 2, 1))
     dstate = [None] * len(layers)
     for l in reversed(range(len(layers))):
         x, seq_cache, _ = layers[l]

@@ -87,8 +87,6 @@ class FlatOptimizer:
         self.p = self._flatten(params, self.names)
         self.slots = {slot: self._flatten(state, [f"{slot}/{n}" for n in self.names])
                       for slot in state_slots(optimizer, momentum)}
-        self.g = np.empty_like(self.p)
-        self.tmp = np.empty_like(self.p)
 
     @staticmethod
     def _flatten(arrays, keys):
@@ -103,8 +101,9 @@ class FlatOptimizer:
 
     def step(self, grads, lr, step):
         """Apply one update in place; grads: name -> array, as model.backward returns them."""
-        np.concatenate([grads[n].ravel() for n in self.names], out=self.g)
-        p, g, tmp, slots = self.p, self.g, self.tmp, self.slots
+        # made per step, not kept: at the peak of training (mid-backward) they do not exist
+        g = np.concatenate([grads[n].ravel() for n in self.names])
+        p, tmp, slots = self.p, np.empty_like(self.p), self.slots
         dtype = p.dtype.type
         if self.optimizer == "sgd":
             if self.momentum > 0:
