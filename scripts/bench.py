@@ -13,12 +13,11 @@ chunks of TEXT (default ../shared/data/tinyshakespeare.txt, else the built-in co
 - train chars/s: batch_size x seq_length x N / seconds;
 - sample chars/s: at batch 1; x64 chars/s: in total over the 64 samples;
 - peak MB: the process's peak resident memory (text, model, training and sampling);
-- % peak: model matmul FLOPs per training character (forward plus backward: 3 x 2 x the
-  multiply-adds of every weight matrix, the input projections counted as dense products over
-  H-wide embeddings) x train chars/s, over this machine's float32 matmul peak, measured at the
-  start of the run with a large NumPy matmul. The same count for both programs, so the column
-  compares like with like; charrnn's layer-0 table (see charrnn/model.py) does fewer FLOPs than
-  the count, so its column can read higher than the fraction of peak its matmuls run at.
+- % peak: the matmul FLOPs charrnn performs per training character (forward plus backward, see
+  flops_per_char) x train chars/s, over this machine's float32 matmul peak (the best of a few
+  large square NumPy matmuls, measured before and after the configurations). PyTorch's column
+  uses the dense count, the work its model does (charrnn's first layer does less: a one-hot
+  table product instead of an H-wide input projection when the vocabulary is no wider than H).
 
 With --torch, the same model in PyTorch (scripts/bench_torch.py, run by --torch-python, default
 $TORCH_PYTHON or this interpreter) runs after each charrnn process, configuration by
@@ -57,27 +56,51 @@ def train_iters(name, iters):
     return {"C0": iters * 25, "C1": iters * 2, "C2": iters, "C3": max(3, iters // 2)}[name]
 
 
-def flops_per_char(cell, H, L, V):
-    """Model matmul FLOPs per training character: forward 2 x multiply-adds of every weight
-    matrix (input and recurrent projections of each layer, the output layer), backward twice
-    that (the gradient of the input and of the weight)."""
+def flops_per_char(cell, H, L, V, layer0_table):
+    """Matmul FLOPs per training character, forward plus backward, counted as 2 x multiply-adds.
+
+    The dense count (layer0_table False) is the model's textbook work and what PyTorch does:
+    every layer's input projection (the first on an H-wide embedding), its recurrent projection,
+    the output layer; backward twice forward (the gradient of the input and of the weight; the
+    embedding's input gradient is a row scatter, no matmul). charrnn, when V <= H, replaces the
+    first layer's input projection by a one-hot matmul with a (G, V) table, 2 G V forward and
+    2 G V backward per character (the (V, H) x (H, G) products per chunk are negligible).
+    """
     G = GATES[cell] * H
-    forward = 2 * (L * (H * G + H * G) + H * V)
-    return 3 * forward
+    recurrent = 3 * 2 * H * G * L                     # forward, dh, dWh
+    upper_inputs = 3 * 2 * H * G * (L - 1)            # forward, dx, dWx for layers 1 ..
+    output = 3 * 2 * H * V
+    first_input = 2 * 2 * G * V if layer0_table else 2 * 2 * H * G    # forward and dW only
+    return recurrent + upper_inputs + output + first_input
 
 
-def matmul_peak(n=2048, repeats=7):
-    """This machine's float32 matmul rate in FLOP/s: the best of a few (n x n) @ (n x n)."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    b = a.T.copy()
-    out = np.empty_like(a)
-    np.matmul(a, b, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
+def matmul_peak(sizes=(2048, 3072), repeats=5):
+    """This machine's float32 matmul rate in FLOP/s: the best of a few square products."""
+    rng = np.random.default_rng(0)
+    best = 0.0
+    for n in sizes:
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        out = np.empty_like(a)
         np.matmul(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.matmul(a, b, out=out)
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - start))
+    return best
+
+
+def peak_rss_mb():
+    """This process's peak resident memory in MB: VmHWM, the high-water mark of its own address
+    space (ru_maxrss can carry over the parent's size through fork and exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --------------------------------------------------------------------------- one configuration
@@ -126,7 +149,7 @@ def worker(text_path, name, iters):
     start = time.perf_counter()
     generate_samples(ckpt, vocab.chars[0], cfg, np.random.default_rng(0))
     batch_cps = 64 * 400 / (time.perf_counter() - start)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"train_cps": train_cps, "sample_cps": sample_cps, "batch_cps": batch_cps,
                       "peak_mb": peak_mb, "vocab_size": V}))
 
@@ -186,8 +209,13 @@ def main():
         parser.error("--torch needs a text file (the PyTorch script does not build the "
                      "built-in corpus)")
     if args.torch:
-        check = subprocess.run([args.torch_python, "-c", "import torch; print(torch.__version__)"],
-                               capture_output=True, text=True)
+        try:
+            check = subprocess.run([args.torch_python, "-c",
+                                    "import torch; print(torch.__version__)"],
+                                   capture_output=True, text=True)
+        except OSError as e:
+            parser.error(f"--torch-python {args.torch_python}: {e.strerror}; it cannot import "
+                         "torch")
         if check.returncode != 0:
             parser.error(f"--torch: {args.torch_python} cannot import torch; make a throw-away "
                          "environment: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip "
@@ -196,10 +224,6 @@ def main():
         torch_version = check.stdout.strip()
 
     peak = matmul_peak()
-    info = f"text: {path or 'built-in corpus'}; float32 matmul peak {peak / 1e9:.0f} GFLOP/s"
-    if args.torch:
-        info += f"; PyTorch {torch_version}"
-    print(info + f"; medians of {args.repeats}", file=sys.stderr if args.json else sys.stdout)
     runs = {name: {"charrnn": [], "torch": []} for name in names}
     for rep in range(args.repeats):          # alternating: each config, charrnn then PyTorch
         for name in names:
@@ -209,10 +233,15 @@ def main():
                 runs[name]["torch"].append(torch_run(args.torch_python, path, name, iters))
             print(f"  repeat {rep + 1}/{args.repeats} {name} done", file=sys.stderr, flush=True)
 
+    peak = max(peak, matmul_peak())   # measured before and after: the better of the two
+    info = f"text: {path or 'built-in corpus'}; float32 matmul peak {peak / 1e9:.0f} GFLOP/s"
+    if args.torch:
+        info += f"; PyTorch {torch_version}"
+    print(info + f"; medians of {args.repeats}", file=sys.stderr if args.json else sys.stdout)
     header = (f"{'config':6} {'model':>5} {'H':>4} {'L':>2} {'N':>3} {'T':>4} {'train/s':>8} "
               f"{'% peak':>6} {'sample/s':>9} {'x64/s':>8} {'MB':>5}")
     if args.torch:
-        header += (f" | {'torch train/s':>13} {'sample/s':>8} {'MB':>5} | {'train x':>7} "
+        header += (f" | {'torch train/s':>13} {'% peak':>6} {'sample/s':>8} {'MB':>5} | {'train x':>7} "
                    f"{'sample x':>8} {'memory':>6}")
     if not args.json:
         print(header)
@@ -223,8 +252,11 @@ def main():
                "seq_length": T}
         row.update({k: median(ours, k) for k in ("train_cps", "sample_cps", "batch_cps",
                                                  "peak_mb")})
-        fpc = flops_per_char(cell, H, L, ours[0]["vocab_size"])
-        row["peak_fraction"] = row["train_cps"] * fpc / peak
+        V = ours[0]["vocab_size"]
+        row["matmul_peak_flops"] = peak
+        row["flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=V <= H)
+        row["model_flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=False)
+        row["peak_fraction"] = row["train_cps"] * row["flops_per_char"] / peak
         line = (f"{name:6} {cell:>5} {H:>4} {L:>2} {N:>3} {T:>4} {row['train_cps']:>8,.0f} "
                 f"{100 * row['peak_fraction']:>5.0f}% {row['sample_cps']:>9,.0f} "
                 f"{row['batch_cps']:>8,.0f} {row['peak_mb']:>5.0f}")
@@ -232,10 +264,13 @@ def main():
             theirs = runs[name]["torch"]
             for k in ("train_cps", "sample_cps", "peak_mb"):
                 row["torch_" + k] = median(theirs, k)
+            row["torch_peak_fraction"] = (row["torch_train_cps"] * row["model_flops_per_char"]
+                                          / peak)
             row["train_ratio"] = row["train_cps"] / row["torch_train_cps"]
             row["sample_ratio"] = row["sample_cps"] / row["torch_sample_cps"]
             row["memory_ratio"] = row["peak_mb"] / row["torch_peak_mb"]
-            line += (f" | {row['torch_train_cps']:>13,.0f} {row['torch_sample_cps']:>8,.0f} "
+            line += (f" | {row['torch_train_cps']:>13,.0f} {100 * row['torch_peak_fraction']:>5.0f}% "
+                     f"{row['torch_sample_cps']:>8,.0f} "
                      f"{row['torch_peak_mb']:>5.0f} | {row['train_ratio']:>6.2f}x "
                      f"{row['sample_ratio']:>7.1f}x {row['memory_ratio']:>6.2f}")
         print(json.dumps(row) if args.json else line, flush=True)

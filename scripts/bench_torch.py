@@ -41,6 +41,19 @@ class CharModel(nn.Module):
         return self.out(h), state
 
 
+def peak_rss_mb():
+    """This process's peak resident memory in MB: VmHWM, the high-water mark of its own address
+    space (ru_maxrss can carry over the parent's size through fork and exec)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def detach(state):
     if state is None:
         return None
@@ -95,7 +108,7 @@ def main():
             x[0, 0] = torch.multinomial(probs, 1)[0]
             out.append(int(x[0, 0]))
         sample_cps = SAMPLE_CHARS / (time.perf_counter() - start)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"train_cps": train_cps, "sample_cps": sample_cps, "peak_mb": peak_mb,
                       "version": torch.__version__, "threads": torch.get_num_threads()}))
 

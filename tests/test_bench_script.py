@@ -1,0 +1,57 @@
+"""scripts/bench.py runs end to end (a smoke test: its figures are measurements, not asserted)."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_counts_by_hand():
+    bench = _bench_module()
+    # rnn, H 100, V 65, one layer: recurrent 3 x 2 x 100 x 100, output 3 x 2 x 100 x 65, and the
+    # input projection: dense 2 x 2 x 100 x 100 (forward and dW), or the one-hot table 2 x 2 x 100 x 65
+    assert bench.flops_per_char("rnn", 100, 1, 65, layer0_table=False) == 60000 + 39000 + 40000
+    assert bench.flops_per_char("rnn", 100, 1, 65, layer0_table=True) == 60000 + 39000 + 26000
+    # lstm, two layers: the second layer's input projection costs forward, dx and dW
+    G = 4 * 8
+    assert bench.flops_per_char("lstm", 8, 2, 5, layer0_table=False) == (
+        3 * 2 * 8 * G * 2 + 3 * 2 * 8 * G + 3 * 2 * 8 * 5 + 2 * 2 * 8 * G)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--configs", "C9"], "unknown configs: C9 (known: C0, C1, C2, C3)"),
+    (["--torch", "--torch-python", "/nonexistent/python"], "cannot import torch"),
+])
+def test_bad_arguments_are_one_line_errors(args, message, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("abc " * 100, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(text), *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_one_config_end_to_end_as_json(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(text), "--configs", "C0",
+                             "--iters", "1", "--repeats", "1", "--json"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert (row["config"], row["model"], row["hidden"], row["batch"]) == ("C0", "rnn", 100, 1)
+    for key in ("train_cps", "sample_cps", "batch_cps", "peak_mb", "peak_fraction"):
+        assert row[key] > 0, key
+    assert "torch_train_cps" not in row
