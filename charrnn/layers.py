@@ -160,15 +160,14 @@ def rnn_seq_backward(dhs, cache):
     """dhs: (T, H, N) upstream grads of hs. Returns dxp (T, H, N), (dh0,), dWh."""
     hs, Wh = cache
     T, H, N = dhs.shape
-    dxp = np.empty_like(dhs)
+    # tanh' = 1 - h_t^2 for every step at once, into dxp (two ufunc calls, not 2 T)
+    dxp = np.multiply(hs[1:], hs[1:])
+    np.subtract(1.0, dxp, out=dxp)
     dh = np.zeros((H, N), dtype=dhs.dtype)  # carried dh_next
     for t in reversed(range(T)):
         dh += dhs[t]
         da = dxp[t]
-        # da = dh * (1 - h_t^2)
-        np.multiply(hs[t + 1], hs[t + 1], out=da)
-        np.subtract(1.0, da, out=da)
-        da *= dh
+        da *= dh                            # da = dh * (1 - h_t^2)
         np.matmul(Wh, da, out=dh)
     # a few large matmuls over all steps instead of T small ones: dWh = sum_t h_{t-1} da_t^T
     return dxp, (dh,), sum_outer(hs[:-1], dxp)
@@ -184,8 +183,15 @@ def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
     T, G, N = xp.shape
     H = G // 4
     dtype = xp.dtype
+    # sig(a) = 0.5 * tanh(0.5 * a) + 0.5 on i, f and o, so that one tanh serves all four gates.
+    # The halving is done once, on the sigmoid rows of Wh^T and of every step's xp, not per
+    # step: scaling by 0.5 is exact in binary floating point, so it changes no bit.
     WhT = np.ascontiguousarray(Wh.T)
-    acts = xp if overwrite_xp else np.empty_like(xp)   # (T, 4H, N) gate activations i f g o
+    WhT[:2 * H] *= 0.5
+    WhT[3 * H:] *= 0.5
+    acts = xp if overwrite_xp else xp.copy()      # (T, 4H, N) gate activations i f g o
+    acts[:, :2 * H] *= 0.5
+    acts[:, 3 * H:] *= 0.5
     rec = np.empty((G, N), dtype=dtype)           # one step's recurrent part
     hs = np.empty((T + 1, H, N), dtype=dtype)     # hs[t + 1] = h_t
     cs = np.empty((T + 1, H, N), dtype=dtype)     # cs[t + 1] = c_t
@@ -195,11 +201,8 @@ def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
     for t in range(T):
         a = acts[t]
         np.matmul(WhT, hs[t], out=rec)
-        np.add(xp[t], rec, out=a)
-        # all four gates with one tanh: sig(a) = 0.5 * tanh(0.5 * a) + 0.5 on i, f and o
+        a += rec
         ifs, o = a[:2 * H], a[3 * H:]
-        ifs *= 0.5
-        o *= 0.5
         np.tanh(a, out=a)
         ifs *= 0.5
         ifs += 0.5
