@@ -355,12 +355,17 @@ def softmax_cross_entropy(logits, targets, weight=1.0):
     logp = log_softmax(logits)
     rows = np.arange(len(targets))
     counted = targets >= 0
-    picked = logp[rows, np.where(counted, targets, 0)]
-    total = float(-picked[counted].sum(dtype=np.float64))
     dlogits = np.exp(logp)
-    dlogits[rows[counted], targets[counted]] -= 1.0
-    dlogits[~counted] = 0.0
-    dlogits *= weight
+    if counted.all():   # training chunks: every position counts, no masking
+        total = float(-logp[rows, targets].sum(dtype=np.float64))
+        dlogits[rows, targets] -= 1.0
+    else:
+        picked = logp[rows, np.where(counted, targets, 0)]
+        total = float(-picked[counted].sum(dtype=np.float64))
+        dlogits[rows[counted], targets[counted]] -= 1.0
+        dlogits[~counted] = 0.0
+    if weight != 1.0:
+        dlogits *= weight
     return total, int(counted.sum()), dlogits
 
 

@@ -103,9 +103,11 @@ def _layer0_projection(params, ids):
     embed, Wx0, b0 = params["embed"], params["Wx"][0], params["b"][0]
     V = embed.shape[0]
     if _use_table(params):
-        table_t = np.ascontiguousarray((embed @ Wx0 + b0).T)                    # (G, V)
+        table = embed @ Wx0 + b0                                                # (V, G)
         onehot = (ids[:, None, :] == np.arange(V)[None, :, None]).astype(embed.dtype)  # (T, V, N)
-        return np.matmul(table_t, onehot), onehot
+        if ids.shape[1] == 1:   # one stream: (T, G) rows are (T, G, 1) already, gather them
+            return table[ids[:, 0]][:, :, None], onehot
+        return np.matmul(np.ascontiguousarray(table.T), onehot), onehot
     x = np.ascontiguousarray(embed[ids].transpose(0, 2, 1))                    # (T, H, N)
     xp = np.matmul(np.ascontiguousarray(Wx0.T), x)
     xp += b0[:, None]

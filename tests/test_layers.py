@@ -202,15 +202,20 @@ def test_fast_sequence_keeps_float32_and_leaves_inputs_alone(cell, rng):
 # ----------------------------------------------------------------- loss, softmax, dropout
 
 
-def test_softmax_cross_entropy_gradient_matches_numerical(rng):
+@pytest.mark.parametrize("weight", [0.5, 1.0])
+@pytest.mark.parametrize("padded", [True, False])   # -1 targets (eval padding), or none (training)
+def test_softmax_cross_entropy_gradient_matches_numerical(padded, weight, rng):
     logits = rng.standard_normal((6, V))
-    targets = np.array([0, 4, 2, -1, 1, 3])
-    total, count, dlogits = softmax_cross_entropy(logits, targets, weight=0.5)
-    assert count == 5
-    numeric = numerical_grad(lambda v: np.array(softmax_cross_entropy(v, targets, 0.5)[0] * 0.5),
-                             logits, np.array(1.0))
+    targets = np.array([0, 4, 2, -1 if padded else 2, 1, 3])
+    total, count, dlogits = softmax_cross_entropy(logits, targets, weight=weight)
+    assert count == (5 if padded else 6)
+    numeric = numerical_grad(
+        lambda v: np.array(softmax_cross_entropy(v, targets, weight)[0] * weight),
+        logits, np.array(1.0))
     assert rel_error(dlogits, numeric) < 1e-7
-    assert not dlogits[3].any()
+    expected = -sum(log_softmax(logits)[k, t] for k, t in enumerate(targets) if t >= 0)
+    assert total == pytest.approx(expected, rel=1e-12)
+    assert dlogits[3].any() != padded
 
 
 def test_log_softmax_is_stable_and_normalised(rng):

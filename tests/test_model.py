@@ -78,11 +78,14 @@ def test_dropout_path_gradients_match_numerical(cell, rng):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_table_and_dense_embedding_paths_agree(cell, rng):
+@pytest.mark.parametrize("streams", [1, N])   # one stream: the table's rows are gathered
+def test_table_and_dense_embedding_paths_agree(cell, streams, rng):
     """Layer 0's lookup-table path (V <= H) against the plain embed[ids] @ Wx[0] path."""
     import charrnn.model as model
 
     params, state, inputs, targets = _setup(cell, 2, 5, 6, rng)
+    state = [tuple(x[:, :streams] for x in s) for s in state]
+    inputs, targets = inputs[:streams], targets[:streams]
     out_table = loss_and_grads(params, cell, inputs, targets, state)
     original = model._use_table
     try:
