@@ -219,15 +219,18 @@ def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
     return hs[1:], (hs[T].copy(), cs[T].copy()), (acts, hs, cs, Wh)
 
 
-def lstm_seq_backward(dhs, cache):
+def lstm_seq_backward(dhs, cache, overwrite_cache=False):
     """dhs: (T, H, N). Returns dxp (T, 4H, N), (dh0, dc0), dWh.
 
-    Consumes the cache: dxp is written over the gate activations (each step's are read for the
-    last time when its gradient is made), which saves a (T, 4H, N) array at the peak of training.
+    overwrite_cache: dxp is written over the cached gate activations (each step's are read for
+    the last time when its gradient is made), which saves a (T, 4H, N) array at the peak of
+    training; for a caller that owns the cache and drops it after (model.backward when
+    loss_and_grads calls it). By default the cache is left as it was.
     """
     acts, hs, cs, Wh = cache
     T, H, N = dhs.shape
     dtype = dhs.dtype
+    dxp = acts if overwrite_cache else np.empty_like(acts)
     dh = np.zeros((H, N), dtype=dtype)   # carried dh_next
     dc = np.zeros((H, N), dtype=dtype)   # carried dc_next
     tmp = np.empty((H, N), dtype=dtype)
@@ -250,14 +253,15 @@ def lstm_seq_backward(dhs, cache):
         np.multiply(dc, i, out=dg)
         np.multiply(dc, cs[t], out=df)
         dc *= f                      # dc_{t-1} = dc_t * f
-        # through the activations y, in place: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g)
+        # through the activations y: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g); da may be a
+        da = dxp[t]
         np.multiply(a, a, out=sq)
-        np.subtract(a[:2 * H], sq[:2 * H], out=a[:2 * H])
-        np.subtract(1.0, sq[2 * H:3 * H], out=g)
-        np.subtract(o, sq[3 * H:], out=o)
-        a *= up                      # a is now da_t = dxp[t]
-        np.matmul(Wh, a, out=dh)     # dh_{t-1}
-    return acts, (dh, dc), sum_outer(hs[:-1], acts)
+        np.subtract(a[:2 * H], sq[:2 * H], out=da[:2 * H])
+        np.subtract(1.0, sq[2 * H:3 * H], out=da[2 * H:3 * H])
+        np.subtract(o, sq[3 * H:], out=da[3 * H:])
+        da *= up
+        np.matmul(Wh, da, out=dh)    # dh_{t-1}
+    return dxp, (dh, dc), sum_outer(hs[:-1], dxp)
 
 
 def gru_seq_forward(xp, h0, Wh, bhn):

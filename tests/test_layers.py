@@ -252,3 +252,30 @@ def test_sum_outer_sums_every_step_and_stream(chunk_floats, rng, monkeypatch):
     a, b = rng.standard_normal((7, 3, 4)), rng.standard_normal((7, 5, 4))
     expected = sum(a[t] @ b[t].T for t in range(7))
     np.testing.assert_allclose(sum_outer(a, b), expected, rtol=1e-12)
+
+
+def test_lstm_backward_leaves_the_cache_unless_told_to_overwrite_it(rng):
+    xp = rng.standard_normal((T, 4 * H, N))
+    h0, c0 = rng.standard_normal((H, N)), rng.standard_normal((H, N))
+    Wh = rng.standard_normal((H, 4 * H)) * 0.5
+    hs, _, cache = lstm_seq_forward(xp, h0, c0, Wh)
+    before = [np.array(c, copy=True) for c in cache]
+    dhs = rng.standard_normal(hs.shape)
+    pure = lstm_seq_backward(dhs, cache)
+    assert all(np.array_equal(b, c) for b, c in zip(before, cache))   # untouched
+    again = lstm_seq_backward(dhs, cache, overwrite_cache=True)        # the same gradients
+    np.testing.assert_array_equal(again[0], pure[0])
+    np.testing.assert_array_equal(again[2], pure[2])
+    assert again[0] is cache[0]                                        # over the activations
+
+
+def test_lstm_forward_leaves_xp_unless_told_to_overwrite_it(rng):
+    xp = rng.standard_normal((T, 4 * H, N))
+    kept = xp.copy()
+    args = (rng.standard_normal((H, N)), rng.standard_normal((H, N)),
+            rng.standard_normal((H, 4 * H)) * 0.5)
+    hs, _, _ = lstm_seq_forward(xp, *args)
+    np.testing.assert_array_equal(xp, kept)
+    hs_over, _, cache = lstm_seq_forward(xp, *args, overwrite_xp=True)
+    np.testing.assert_array_equal(hs_over, hs)
+    assert cache[0] is xp

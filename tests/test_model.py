@@ -131,3 +131,17 @@ def test_clip_by_value_and_by_norm():
     np.testing.assert_allclose(grads["a"], [1.5, -6.0])
     np.testing.assert_allclose(grads["b"], [[2.0]])
     assert grads["a"].dtype == np.float32
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_backward_leaves_the_cache_unless_it_is_handed_over(cell, rng):
+    params, state, inputs, targets = _setup(cell, 2, 5, 6, rng)
+    logits, _, cache = forward(params, cell, inputs, state)
+    _, _, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1), 1.0 / N)
+    first, _ = backward(params, cell, dlogits, cache)
+    second, _ = backward(params, cell, dlogits, cache)            # the cache still works
+    consumed, _ = backward(params, cell, dlogits, cache, consume=True)
+    for name in params:
+        np.testing.assert_array_equal(second[name], first[name])
+        np.testing.assert_array_equal(consumed[name], first[name])
+    assert cache[1] == [None, None]                                # handed over: dropped
