@@ -162,7 +162,9 @@ def backward(params, cell, dlogits, cache, consume=False):
     seq_backward = _SEQ[cell][1]
     ids_tm, layers, top_states = cache
     T, N = ids_tm.shape
-    grads = {name: np.zeros_like(p) for name, p in params.items()}
+    # the stacked per-layer arrays are filled layer by layer; the others are made whole below
+    grads = {name: np.empty_like(params[name]) for name in ("Wx", "Wh", "b", "bhn")
+             if name in params}
     grads["Why"] = _rows_tm(top_states).T @ dlogits
     grads["by"] = dlogits.sum(axis=0)
     del top_states
@@ -188,7 +190,7 @@ def backward(params, cell, dlogits, cache, consume=False):
                 dhs = dropout_backward(dhs, mask)
         else:
             _layer0_backward(params, ids_tm.reshape(-1), x, dxp, grads)
-    return grads, dstate
+    return {name: grads[name] for name in params}, dstate   # in the params' order
 
 
 def _input_grads(x, dxp, W=None):
