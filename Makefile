@@ -21,7 +21,7 @@ install: $(STAMP) ## Make .venv and install charrnn (editable) with its test ext
 demo: $(STAMP) ## Train a small LSTM on the built-in corpus (~1 min), then print a sample
 	rm -rf runs/demo
 	$(BIN)/charrnn train --config configs/demo.yaml --out runs/demo --rng-seed 0
-	$(BIN)/charrnn sample --checkpoint runs/demo -n 300 --temperature 0.8 --rng-seed 0
+	$(BIN)/charrnn sample --checkpoint runs/demo --seed "def " -n 300 --temperature 0.8 --rng-seed 0
 
 test: $(STAMP) ## Run the test suite (not the slow tests)
 	$(BIN)/python -m pytest -q -m "not slow"
