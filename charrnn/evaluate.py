@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError, format_chars
-from .layers import log_softmax, softmax_cross_entropy
+from .layers import log_softmax
 from .model import forward, zero_state
 
 EVAL_STREAMS = 64     # parallel segments, at most
@@ -41,21 +41,29 @@ def _segments(ids, streams):
     return inputs.reshape(S, seg), targets.reshape(S, seg)
 
 
+def _chunk_logprobs(params, cell, ids, streams, seq_length):
+    """Yield (cols, logp, targets) per forward chunk of the segmented text: logp (k*S,) float32,
+    time-major as the logits, the log-probability of each target (0 where the target is -1)."""
+    inputs, targets = _segments(ids, streams)
+    S, seg = inputs.shape
+    L, H = params["Wx"].shape[:2]
+    state = zero_state(cell, L, S, H, params["Wx"].dtype)
+    for start in range(0, seg, seq_length):
+        cols = slice(start, start + seq_length)
+        logits, state, _ = forward(params, cell, inputs[:, cols], state)
+        picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
+        logp = log_softmax(logits)[np.arange(len(picks)), np.maximum(picks, 0)]
+        yield cols, logp, picks
+
+
 def score_ids(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH):
     """Total loss in nats and the number of characters scored (len(ids) - 1)."""
     P = len(ids) - 1
     if P < 1:
         return 0.0, 0
-    inputs, targets = _segments(ids, streams)
-    S, seg = inputs.shape
-    L, H = params["Wx"].shape[:2]
-    state = zero_state(cell, L, S, H, params["Wx"].dtype)
     total = 0.0
-    for start in range(0, seg, seq_length):
-        cols = slice(start, start + seq_length)
-        logits, state, _ = forward(params, cell, inputs[:, cols], state)
-        chunk_total, _, _ = softmax_cross_entropy(logits, targets[:, cols].T.reshape(-1))
-        total += chunk_total
+    for _, logp, picks in _chunk_logprobs(params, cell, ids, streams, seq_length):
+        total -= float(logp[picks >= 0].sum(dtype=np.float64))
     return total, P
 
 
@@ -65,16 +73,9 @@ def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_L
     P = len(ids) - 1
     if P < 1:
         return np.zeros(0)
-    inputs, targets = _segments(ids, streams)
-    S, seg = inputs.shape
-    L, H = params["Wx"].shape[:2]
-    state = zero_state(cell, L, S, H, params["Wx"].dtype)
+    S, seg = segment_layout(len(ids), streams)
     out = np.zeros((S, seg))
-    for start in range(0, seg, seq_length):
-        cols = slice(start, start + seq_length)
-        logits, state, _ = forward(params, cell, inputs[:, cols], state)
-        picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
-        logp = log_softmax(logits)[np.arange(len(picks)), np.maximum(picks, 0)]
+    for cols, logp, _ in _chunk_logprobs(params, cell, ids, streams, seq_length):
         out[:, cols] = logp.reshape(-1, S).T
     return out.reshape(-1)[:P]
 

@@ -124,7 +124,12 @@ def to_rows(seq):
     return np.ascontiguousarray(seq.transpose(1, 0, 2)).reshape(X, T * N)
 
 
-ROWS_CHUNK_FLOATS = 1 << 21   # 8 MB of float32: the largest temporary sum_outer makes
+ROWS_CHUNK_FLOATS = 1 << 21   # 8 MB of float32: the largest row copy a weight gradient makes
+
+
+def rows_chunk(width, N):
+    """Steps per chunk for row copies of (T, width, N) sequences: under ROWS_CHUNK_FLOATS."""
+    return max(1, ROWS_CHUNK_FLOATS // (width * N))
 
 
 def sum_outer(a, b):
@@ -132,8 +137,7 @@ def sum_outer(a, b):
     every step and stream. Computed as rows matmuls, to_rows(a) @ to_rows(b)^T, over chunks of
     steps, so that the row copies stay under ROWS_CHUNK_FLOATS whatever T and N are."""
     T, X, N = a.shape
-    Y = b.shape[1]
-    step = max(1, ROWS_CHUNK_FLOATS // (max(X, Y) * N))
+    step = rows_chunk(max(X, b.shape[1]), N)
     out = to_rows(a[:step]) @ to_rows(b[:step]).T
     for t in range(step, T, step):
         out += to_rows(a[t:t + step]) @ to_rows(b[t:t + step]).T

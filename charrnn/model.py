@@ -22,7 +22,6 @@ with V instead of N*T rows of H-wide work. Inside the recurrent layers sequences
 
 import numpy as np
 
-from . import layers as _layers
 from .layers import (
     GATES,
     dropout_backward,
@@ -33,6 +32,7 @@ from .layers import (
     lstm_seq_forward,
     rnn_seq_backward,
     rnn_seq_forward,
+    rows_chunk,
     softmax_cross_entropy,
     to_rows,
 )
@@ -128,9 +128,9 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None):
     layers, new_state = [], []
     for l in range(L):
         extra = (params["bhn"][l],) if cell == "gru" else ()
-        if cell == "lstm":   # xp was made here for this call: the activations may go over it
-            extra = (True,)
-        hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra)  # hs: (T, H, N)
+        # xp was made here for this call: an LSTM's activations may go over it
+        options = {"overwrite_xp": True} if cell == "lstm" else {}
+        hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra, **options)
         new_state.append(last)
         mask = None
         if l + 1 < L:
@@ -201,7 +201,7 @@ def _input_grads(x, dxp, W=None):
     and shared by the three products, so temporaries stay small whatever T and N are."""
     T, X, N = x.shape
     G = dxp.shape[1]
-    step = max(1, _layers.ROWS_CHUNK_FLOATS // (max(X, G) * N))
+    step = rows_chunk(max(X, G), N)
     dW = db = None
     dx = np.empty_like(x) if W is not None else None
     for t in range(0, T, step):

@@ -76,9 +76,9 @@ class FlatOptimizer:
     On creation it moves every parameter and state array into one contiguous buffer per kind and
     puts views of those buffers back into the caller's dicts (same keys, shapes and values), so
     checkpoints, in-place restores and the model see per-parameter arrays as before. step() then
-    copies the gradients into one buffer and applies the rule with a handful of ufunc calls on
-    preallocated buffers instead of a dozen per parameter (which, for small models, is most of
-    an update's time). update() stays the per-parameter reference it is tested against.
+    copies the gradients into one buffer and applies the rule with a handful of ufunc calls
+    instead of a dozen per parameter (which, for small models, is most of an update's time).
+    update() stays the per-parameter reference it is tested against.
     """
 
     def __init__(self, optimizer, params, state, momentum=0.0):

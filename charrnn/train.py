@@ -30,7 +30,6 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
 from . import evaluate
-from .evaluate import score_ids
 from .model import clip_grads, init_params, loss_and_grads, num_params, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
 
@@ -231,7 +230,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             bar.update(1)
             if run.iteration % tc.eval_every and run.iteration != tc.max_iters:
                 continue
-            val_total, val_n = score_ids(run.params, cell, val_ids)
+            val_total, val_n = evaluate.score_ids(run.params, cell, val_ids)
             val_loss = val_total / val_n
             finite = math.isfinite(val_loss) and all(
                 np.isfinite(p).all() for p in run.params.values())

@@ -4,8 +4,9 @@
 
 Run by scripts/bench.py --torch, one configuration per process (so that its peak memory is that
 configuration's), with an interpreter that has torch (a throw-away environment:
-`python -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy`). It imports
-neither charrnn nor anything charrnn needs, and prints one JSON object on stdout.
+`python -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy`). It does not
+import charrnn (only bench.py, its neighbour, for the memory measurement) and prints one JSON
+object on stdout.
 
 The work matches charrnn's training iteration: an embedding of width HIDDEN, nn.RNN (tanh) /
 nn.LSTM / nn.GRU with LAYERS layers, a linear output layer, cross-entropy over the chunk, truncated
@@ -16,13 +17,14 @@ torch.multinomial from the softmax, as a PyTorch char-rnn samples.
 """
 
 import json
-import resource
 import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from bench import peak_rss_mb   # scripts/ is this script's directory: on sys.path
 
 WARMUP = 3
 SAMPLE_CHARS = 2000
@@ -39,19 +41,6 @@ class CharModel(nn.Module):
     def forward(self, ids, state):
         h, state = self.rnn(self.embed(ids), state)
         return self.out(h), state
-
-
-def peak_rss_mb():
-    """This process's peak resident memory in MB: VmHWM, the high-water mark of its own address
-    space (ru_maxrss can carry over the parent's size through fork and exec)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def detach(state):

@@ -9,32 +9,16 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from charrnn import __version__
 from charrnn.checkpoint import load_checkpoint
 from charrnn.cli import cli
 
+from cli_helpers import assert_fails, invoke, usage_error
+
 TEXT = "the quick brown fox jumps over the lazy dog. " * 80  # 3600 characters, 28 distinct
 SMALL = ["--set", "max_iters=20", "--set", "eval_every=10", "--set", "hidden_size=16",
          "--set", "num_layers=1", "--set", "batch_size=4", "--set", "seq_length=16"]
-
-
-def invoke(args, **kwargs):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="charrnn", **kwargs)
-
-
-def usage_error(command, usage, message):
-    """What click writes on stderr for a usage error (exit status 2)."""
-    return (f"Usage: charrnn {command} {usage}\nTry 'charrnn {command} --help' for help.\n\n"
-            f"Error: {message}\n")
-
-
-def assert_fails(result, exit_code, stderr):
-    assert "Traceback" not in result.output + result.stderr
-    assert result.exit_code == exit_code, (result.stderr, result.exception)
-    assert result.stderr == stderr
-    assert result.stdout == ""
 
 
 def run_subprocess(args, cwd):

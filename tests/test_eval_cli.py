@@ -7,31 +7,21 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from charrnn.checkpoint import Checkpoint, save_checkpoint
-from charrnn.cli import cli
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.model import init_params
+
+from cli_helpers import assert_fails, invoke, usage_error as cli_usage_error
 
 TEXT = "the quick brown fox jumps over the lazy dog.\n" * 60   # 2700 characters, 29 distinct
 SMALL = ["--set", "max_iters=30", "--set", "eval_every=30", "--set", "hidden_size=16",
          "--set", "num_layers=1", "--set", "batch_size=4", "--set", "seq_length=16"]
 
 
-def invoke(args, **kwargs):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="charrnn", **kwargs)
-
-
-def assert_fails(result, exit_code, stderr):
-    assert "Traceback" not in result.output + result.stderr
-    assert (result.exit_code, result.stderr, result.stdout) == (exit_code, stderr, "")
-
-
 def usage_error(message):
-    return ("Usage: charrnn eval [OPTIONS] FILE...\nTry 'charrnn eval --help' for help.\n\n"
-            f"Error: {message}\n")
+    return cli_usage_error("eval", "[OPTIONS] FILE...", message)
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import charrnn.train as train_module
 from charrnn.checkpoint import load_checkpoint
-from charrnn.cli import cli
 from charrnn.config import load_config
 from charrnn.data import corpus_from_text
 from charrnn.train import train
+
+from cli_helpers import invoke
 
 TEXT = "".join(f"line {i}: the cat sat on the mat, {i * 7 % 13} times.\n" for i in range(120))
 SMALL = ["hidden_size=12", "num_layers=2", "batch_size=3", "seq_length=10", "eval_every=4",
@@ -53,10 +53,6 @@ def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, tmp_path):
 
     # the same evaluations, plus the one the first half made at its end (iteration 45)
     assert [e for e in evaluations(half_dir) if e[0] != 45] == evaluations(full_dir)
-
-
-def invoke(args, **kwargs):
-    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="charrnn", **kwargs)
 
 
 def _sets(*items):
