@@ -77,7 +77,7 @@ def cli():
               help="Run directory to create. Default: runs/<time>-<file name>.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue the run in this directory from its last.npz, exactly where it "
-                   "stopped. Only max_iters, learning_rate and eval_every may change.")
+                   "stopped. Only max_iters, learning_rate, eval_every and threads may change.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path),
               help="Start a new run from this checkpoint's (or run directory's) weights.")
 @click.option("--dry-run", is_flag=True,

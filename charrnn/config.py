@@ -53,9 +53,11 @@ class TrainConfig:
     eval_every: int = 200        # iterations between validation evaluations and checkpoints
     val_frac: float = 0.05       # the last fraction of the text held out for validation; 0: none,
                                  # evaluations then score the training text (for toys)
+    threads: int = 2             # shards of each batch trained at once, one per core (parallel.py);
+                                 # a shard has >= 8 streams; 1: one thread
 
     def __post_init__(self):
-        for key in ("seq_length", "batch_size", "max_iters", "eval_every"):
+        for key in ("seq_length", "batch_size", "max_iters", "eval_every", "threads"):
             _at_least(self, key, 1)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "clip_mode", ("value", "norm"))

@@ -235,15 +235,18 @@ def _layer0_backward(params, ids, x, dxp, grads):
         grads["embed"] = dembed
 
 
-def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None):
+def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, batch_size=None):
     """One truncated-BPTT chunk. inputs, targets: (N, T) ids; state: the carried state.
 
     Returns (mean loss per character, grads, new state). The gradients are those of the loss
-    summed over T and averaged over N; the new state is detached (plain arrays).
+    summed over T and averaged over N; the new state is detached (plain arrays). batch_size: the
+    N to average over, when these streams are a shard of a larger batch (parallel.py); then the
+    shards' gradients add up to the batch's.
     """
     N, T = inputs.shape
     logits, new_state, cache = forward(params, cell, inputs, state, dropout, rng)
-    total, count, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1), 1.0 / N)
+    total, count, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1),
+                                                  1.0 / (batch_size or N))
     grads, _ = backward(params, cell, dlogits, cache, consume=True)
     return total / count, grads, new_state
 

@@ -30,11 +30,12 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
 from . import evaluate
-from .model import clip_grads, init_params, loss_and_grads, num_params, zero_state
+from .model import clip_grads, init_params, num_params, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
+from .parallel import Shards, loss_and_grads
 
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
-SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every")  # on resume
+SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads")  # on resume
 
 
 class TrainingError(RuntimeError):
@@ -195,7 +196,8 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             log(line)
 
     # overflow and NaN are not warnings here: the divergence policy below deals with them
-    with bar, _SignalFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    with bar, _SignalFlag() as stop, Shards(tc.threads) as shards, \
+            np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         while run.iteration < tc.max_iters:
             if stop.signum is not None:
                 info["seconds"] = seconds_before + time.perf_counter() - started
@@ -206,7 +208,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             if new_pass:
                 run.hidden = zero_state(cell, L, tc.batch_size, H)
             loss, grads, hidden = loss_and_grads(run.params, cell, inputs, targets, run.hidden,
-                                                 model_cfg.dropout, run.rng)
+                                                 model_cfg.dropout, run.rng, shards)
             norm = clip_grads(grads, tc.grad_clip, tc.clip_mode)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {norm}"
@@ -291,14 +293,15 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
                               tc.momentum)
     hidden = zero_state(cell, L, tc.batch_size, H)
     times = []
-    for k in range(timed_iters + 1):           # the first one warms up, untimed
-        t0 = time.perf_counter()
-        inputs, targets, _ = batches.chunk(k)
-        _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
-                                          model_cfg.dropout, rng)
-        clip_grads(grads, tc.grad_clip, tc.clip_mode)
-        optimizer.step(grads, tc.learning_rate, k + 1)
-        times.append(time.perf_counter() - t0)
+    with Shards(tc.threads) as shards:
+        for k in range(timed_iters + 1):           # the first one warms up, untimed
+            t0 = time.perf_counter()
+            inputs, targets, _ = batches.chunk(k)
+            _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
+                                              model_cfg.dropout, rng, shards)
+            clip_grads(grads, tc.grad_clip, tc.clip_mode)
+            optimizer.step(grads, tc.learning_rate, k + 1)
+            times.append(time.perf_counter() - t0)
     per_iter = float(np.median(times[1:]))
     streams, seg = evaluate.segment_layout(len(val_ids))
     n_params = num_params(params)

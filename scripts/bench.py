@@ -112,8 +112,9 @@ def worker(text_path, name, iters):
     from charrnn.checkpoint import Checkpoint
     from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data import Batches, Vocab, builtin_corpus, read_text
-    from charrnn.model import clip_grads, init_params, loss_and_grads, zero_state
+    from charrnn.model import clip_grads, init_params, zero_state
     from charrnn.optim import FlatOptimizer, init_state
+    from charrnn.parallel import Shards, loss_and_grads
     from charrnn.sample import SampleConfig, generate, generate_samples
 
     cell, H, L, N, T = CONFIGS[name]
@@ -128,15 +129,16 @@ def worker(text_path, name, iters):
     batches = Batches(ids, N, T)
     state = zero_state(cell, L, N, H)
     warmup = 3
-    for k in range(warmup + iters):
-        if k == warmup:
-            start = time.perf_counter()
-        x, y, new_pass = batches.chunk(k)
-        if new_pass:
-            state = zero_state(cell, L, N, H)
-        _, grads, state = loss_and_grads(params, cell, x, y, state)
-        clip_grads(grads, 5.0, "norm")
-        opt.step(grads, 2e-3, k + 1)
+    with Shards(TrainConfig().threads) as shards:   # as `charrnn train` does by default
+        for k in range(warmup + iters):
+            if k == warmup:
+                start = time.perf_counter()
+            x, y, new_pass = batches.chunk(k)
+            if new_pass:
+                state = zero_state(cell, L, N, H)
+            _, grads, state = loss_and_grads(params, cell, x, y, state, shards=shards)
+            clip_grads(grads, 5.0, "norm")
+            opt.step(grads, 2e-3, k + 1)
     train_cps = N * T * iters / (time.perf_counter() - start)
 
     ckpt = Checkpoint(params=params, vocab=vocab, model_cfg=ModelConfig(cell, H, L),

@@ -10,7 +10,7 @@ from charrnn.config import ConfigError, ModelConfig, TrainConfig, load_config
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VALID_KEYS = ("model, hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
               "learning_rate, momentum, lr_decay, grad_clip, clip_mode, max_iters, eval_every, "
-              "val_frac")
+              "val_frac, threads")
 
 
 @pytest.fixture

@@ -26,19 +26,22 @@ def _cfg(cell, max_iters, *extra):
     return load_config(sets=[f"model={cell}", *SMALL, f"max_iters={max_iters}", *extra])
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, tmp_path):
+@pytest.mark.parametrize("cell, batch", [("rnn", 3), ("lstm", 3), ("gru", 3), ("lstm", 16)],
+                         ids=["rnn", "lstm", "gru", "lstm-2-shards"])
+def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, batch, tmp_path):
     """2N iterations straight vs N, then resume for N more: identical parameters and optimizer
-    state (with dropout, so the RNG state matters, and a pass boundary inside each half)."""
+    state (with dropout, so the RNG state matters, and a pass boundary inside each half); with
+    16 streams each batch is two shards trained in parallel threads."""
     corpus = corpus_from_text(TEXT[:1500])
     full_dir, half_dir = tmp_path / "full", tmp_path / "half"
     full_dir.mkdir()
     half_dir.mkdir()
-    train(corpus, *_cfg(cell, 90), full_dir, rng_seed=3, progress=False)
-    train(corpus, *_cfg(cell, 45), half_dir, rng_seed=3, progress=False)
+    size = f"batch_size={batch}"
+    train(corpus, *_cfg(cell, 90, size), full_dir, rng_seed=3, progress=False)
+    train(corpus, *_cfg(cell, 45, size), half_dir, rng_seed=3, progress=False)
     half = load_checkpoint(half_dir / "last.npz")
     assert half.iteration == 45
-    summary = train(corpus, *_cfg(cell, 90), half_dir, progress=False, resume=half,
+    summary = train(corpus, *_cfg(cell, 90, size), half_dir, progress=False, resume=half,
                     changed=("max_iters",))
     full, resumed = load_checkpoint(full_dir / "last.npz"), load_checkpoint(half_dir / "last.npz")
     assert summary["resumed_from"] == 45 and resumed.iteration == full.iteration == 90
@@ -108,8 +111,8 @@ def test_resume_refuses_other_text_unsafe_changes_and_nothing_to_do(text_file, t
     result = invoke(["train", "--resume", run, *_sets("max_iters=20", "hidden_size=32")])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: cannot resume {run} with hidden_size=32: the run has "
-                             "hidden_size=12, and only max_iters, learning_rate, eval_every may "
-                             "change on resume (start a new run with --init-from instead)\n")
+                             "hidden_size=12, and only max_iters, learning_rate, eval_every, "
+                             "threads may change on resume (start a new run with --init-from instead)\n")
     result = invoke(["train", "--resume", run])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {run} is at iteration 8 and max_iters is 8: nothing to do; "

@@ -1,0 +1,113 @@
+"""Data-parallel shards (parallel.py): the same loss, gradients and state as one pass over the
+whole batch, the same bits whether the shards run in threads or one after the other, and the
+caller's BLAS threads and floating-point error settings kept."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from charrnn import model, parallel
+from charrnn.parallel import MIN_SHARD_STREAMS, Shards, loss_and_grads, shard_bounds
+
+H, T, V = 6, 5, 9
+
+
+def _chunk(cell, N, rng, dtype=np.float64):
+    params = model.init_params(cell, V, H, 2, rng, dtype=dtype)
+    for p in params.values():
+        p += (rng.standard_normal(p.shape) * 0.3).astype(dtype)
+    state = [tuple(rng.standard_normal(x.shape).astype(dtype) for x in s)
+             for s in model.zero_state(cell, 2, N, H, dtype)]
+    return params, state, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
+
+
+def _sequential(threads):
+    """Shards that run one after the other in this thread, as without OpenBLAS's setter."""
+    shards = Shards(threads)
+    shards.close()
+    return shards
+
+
+def test_shard_bounds():
+    assert shard_bounds(1, 2) == [(0, 1)]
+    assert shard_bounds(2 * MIN_SHARD_STREAMS - 1, 2) == [(0, 2 * MIN_SHARD_STREAMS - 1)]
+    assert shard_bounds(17, 2) == [(0, 8), (8, 17)]
+    assert shard_bounds(64, 4) == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert shard_bounds(64, 1) == [(0, 64)]
+    assert shard_bounds(24, 8) == [(0, 8), (8, 16), (16, 24)]   # at least 8 streams a shard
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_shards_sum_to_the_whole_batch(cell, threads, rng):
+    """In float64 the sharded loss, gradients and new state equal the whole batch's to rounding."""
+    N = 8 * threads + 1     # uneven shards
+    params, state, inputs, targets = _chunk(cell, N, rng)
+    loss, grads, new_state = model.loss_and_grads(params, cell, inputs, targets, state)
+    with Shards(threads) as shards:
+        assert len(shard_bounds(N, threads)) == threads
+        s_loss, s_grads, s_state = loss_and_grads(params, cell, inputs, targets, state,
+                                                  shards=shards)
+    assert s_loss == pytest.approx(loss, rel=1e-12)
+    assert list(s_grads) == list(grads)
+    for name in grads:
+        np.testing.assert_allclose(s_grads[name], grads[name], rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
+    for layer, s_layer in zip(new_state, s_state):
+        for part, s_part in zip(layer, s_layer):
+            assert s_part.shape == part.shape and s_part.flags.c_contiguous
+            np.testing.assert_allclose(s_part, part, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_threads_and_sequential_shards_give_the_same_bits(cell, rng):
+    """float32, with dropout (each shard's masks from a generator seeded by rng)."""
+    if not Shards(2).parallel:
+        pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
+    params, state, inputs, targets = _chunk(cell, 20, rng, np.float32)
+    results = []
+    for shards in (Shards(2), _sequential(2)):
+        gen = np.random.default_rng(5)
+        with shards:
+            loss, grads, new_state = loss_and_grads(params, cell, inputs, targets, state, 0.3,
+                                                    gen, shards)
+        results.append((loss, grads, new_state, gen.bit_generator.state))
+    (loss_a, grads_a, state_a, rng_a), (loss_b, grads_b, state_b, rng_b) = results
+    assert loss_a == loss_b and rng_a == rng_b
+    for name in grads_a:
+        assert grads_a[name].dtype == np.float32
+        np.testing.assert_array_equal(grads_a[name], grads_b[name], err_msg=name)
+    for layer_a, layer_b in zip(state_a, state_b):
+        for a, b in zip(layer_a, layer_b):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_one_shard_is_exactly_model_loss_and_grads(rng):
+    params, state, inputs, targets = _chunk("lstm", 15, rng, np.float32)   # < 16 streams
+    loss, grads, _ = model.loss_and_grads(params, "lstm", inputs, targets, state, 0.2,
+                                          np.random.default_rng(1))
+    with Shards(2) as shards:
+        s_loss, s_grads, _ = loss_and_grads(params, "lstm", inputs, targets, state, 0.2,
+                                            np.random.default_rng(1), shards)
+    assert s_loss == loss
+    for name in grads:
+        np.testing.assert_array_equal(s_grads[name], grads[name])
+
+
+def test_the_callers_blas_threads_and_error_settings_are_kept():
+    setter = parallel.blas_local_threads()
+    if setter is None:
+        pytest.skip("no per-thread OpenBLAS setting here")
+    setter(2)
+    big = np.float32(3e38)
+    with Shards(2) as shards:
+        assert shards.map([lambda: 1, lambda: 2]) == [1, 2]
+        assert setter(2) == 2          # the setting the caller had, back after the shards
+        with np.errstate(over="raise"):
+            with pytest.raises(FloatingPointError):
+                shards.map([lambda: big * big, lambda: big * big])
+        # an overflow the caller ignores is not a warning in the shards' threads either
+        with np.errstate(over="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert shards.map([lambda: big * big, lambda: 0])[0] == np.inf
