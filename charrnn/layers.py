@@ -124,7 +124,7 @@ def to_rows(seq):
     return np.ascontiguousarray(seq.transpose(1, 0, 2)).reshape(X, T * N)
 
 
-ROWS_CHUNK_FLOATS = 1 << 21   # 8 MB of float32: the largest row copy a weight gradient makes
+ROWS_CHUNK_FLOATS = 1 << 20   # 4 MB of float32: the largest row copy a weight gradient makes
 
 
 def rows_chunk(width, N):

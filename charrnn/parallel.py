@@ -11,6 +11,12 @@ the shards' threads run on separate cores, each asking OpenBLAS for a single thr
 (`openblas_set_num_threads_local`, OpenBLAS >= 0.3.27, found among the loaded libraries) so that
 two shards do not start four BLAS threads on two cores.
 
+Memory: glibc gives each new thread a malloc arena of its own, and memory freed in one arena is not
+reused by the others, so two shards' arenas would each hold their own peak (C3 in scripts/bench.py:
+393 MB against 325 MB in one thread). Shards therefore ask glibc for one arena (mallopt
+M_ARENA_MAX; nothing elsewhere), which brings it back to about 360 MB; the shards' other extra
+memory (a second set of gradients, row copies) is what remains.
+
 The numbers depend on `threads` and N only (how many shards, which streams, the order of the sums),
 never on where they run: without that OpenBLAS call (another BLAS, an older OpenBLAS) the shards
 run one after the other in the calling thread, and give the same results, without the speed-up.
@@ -28,6 +34,7 @@ import numpy as np
 from . import model
 
 MIN_SHARD_STREAMS = 8   # fewer streams per shard: the per-call overhead outweighs the second core
+M_ARENA_MAX = -8        # glibc's mallopt parameter number (malloc.h)
 _LOCAL_THREADS_SYMBOLS = ("openblas_set_num_threads_local",
                           "scipy_openblas_set_num_threads_local64_")
 
@@ -67,6 +74,18 @@ def blas_local_threads():
     return None
 
 
+@functools.cache
+def one_malloc_arena():
+    """Ask glibc to serve every thread from one malloc arena (see the module docstring); True if
+    it agreed. Elsewhere (macOS, musl) there is no such call or it does nothing: False."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt(M_ARENA_MAX, 1) == 1
+
+
 class Shards:
     """Worker threads for up to `threads` shards of a chunk; use as a context manager (or call
     close()). threads = 1, or no per-thread OpenBLAS setting: shards run in the calling thread."""
@@ -74,6 +93,8 @@ class Shards:
     def __init__(self, threads):
         self.threads = threads
         self.setter = setter = blas_local_threads() if threads > 1 else None
+        if setter is not None:
+            one_malloc_arena()
         self.pool = (ThreadPoolExecutor(threads, thread_name_prefix="charrnn-shard",
                                         initializer=setter, initargs=(1,))
                      if setter is not None else None)
