@@ -33,16 +33,19 @@ import numpy as np
 
 from . import model
 
-MIN_SHARD_STREAMS = 8   # fewer streams per shard: the per-call overhead outweighs the second core
+# a shard's state block, streams x hidden units, is at least this many floats: below it the Python
+# work of each ufunc call, which holds the GIL, outweighs the second core (scripts/bench.py, this
+# machine: C1, 16 x 128 per shard, was 0-20 % slower in two shards; C2, 25 x 256, 5-20 % faster)
+MIN_SHARD_FLOATS = 4096
 M_ARENA_MAX = -8        # glibc's mallopt parameter number (malloc.h)
 _LOCAL_THREADS_SYMBOLS = ("openblas_set_num_threads_local",
                           "scipy_openblas_set_num_threads_local64_")
 
 
-def shard_bounds(batch_size, threads):
+def shard_bounds(batch_size, hidden_size, threads):
     """Stream ranges [lo, hi) of the shards for a batch: as many as threads allows with at least
-    MIN_SHARD_STREAMS streams each (one shard below 2 * MIN_SHARD_STREAMS), sizes within 1."""
-    k = max(1, min(threads, batch_size // MIN_SHARD_STREAMS))
+    MIN_SHARD_FLOATS state floats (streams x hidden_size) each, sizes within 1."""
+    k = max(1, min(threads, batch_size, batch_size * hidden_size // MIN_SHARD_FLOATS))
     edges = [batch_size * i // k for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
@@ -136,7 +139,8 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     With dropout, each shard draws its masks from its own generator, seeded from rng (so rng
     still holds all the randomness of training, and resumes exactly)."""
     N, T = inputs.shape
-    bounds = shard_bounds(N, shards.threads) if shards is not None else [(0, N)]
+    H = params["Wh"].shape[1]
+    bounds = shard_bounds(N, H, shards.threads) if shards is not None else [(0, N)]
     if len(bounds) == 1:
         return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng)
     rngs = [rng] * len(bounds)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from charrnn import model, parallel
-from charrnn.parallel import MIN_SHARD_STREAMS, Shards, loss_and_grads, shard_bounds
+from charrnn.parallel import Shards, loss_and_grads, shard_bounds
 
 H, T, V = 6, 5, 9
 
@@ -29,24 +29,33 @@ def _sequential(threads):
     return shards
 
 
+@pytest.fixture
+def small_shards(monkeypatch):
+    """Shards of any size, for models small enough to check in float64."""
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOATS", 1)
+
+
 def test_shard_bounds():
-    assert shard_bounds(1, 2) == [(0, 1)]
-    assert shard_bounds(2 * MIN_SHARD_STREAMS - 1, 2) == [(0, 2 * MIN_SHARD_STREAMS - 1)]
-    assert shard_bounds(17, 2) == [(0, 8), (8, 17)]
-    assert shard_bounds(64, 4) == [(0, 16), (16, 32), (32, 48), (48, 64)]
-    assert shard_bounds(64, 1) == [(0, 64)]
-    assert shard_bounds(24, 8) == [(0, 8), (8, 16), (16, 24)]   # at least 8 streams a shard
+    assert parallel.MIN_SHARD_FLOATS == 4096
+    assert shard_bounds(1, 4096, 2) == [(0, 1)]
+    assert shard_bounds(32, 128, 2) == [(0, 32)]                 # 2 x (16 x 128): too small
+    assert shard_bounds(50, 256, 2) == [(0, 25), (25, 50)]
+    assert shard_bounds(17, 512, 2) == [(0, 8), (8, 17)]
+    assert shard_bounds(64, 512, 4) == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert shard_bounds(64, 512, 1) == [(0, 64)]
+    assert shard_bounds(3, 4096, 8) == [(0, 1), (1, 2), (2, 3)]  # at most one shard a stream
+    assert shard_bounds(24, 512, 8) == [(0, 8), (8, 16), (16, 24)]  # >= 4096 floats a shard
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("threads", [2, 3])
-def test_shards_sum_to_the_whole_batch(cell, threads, rng):
+def test_shards_sum_to_the_whole_batch(cell, threads, rng, small_shards):
     """In float64 the sharded loss, gradients and new state equal the whole batch's to rounding."""
-    N = 8 * threads + 1     # uneven shards
+    N = 2 * threads + 1     # uneven shards
     params, state, inputs, targets = _chunk(cell, N, rng)
     loss, grads, new_state = model.loss_and_grads(params, cell, inputs, targets, state)
     with Shards(threads) as shards:
-        assert len(shard_bounds(N, threads)) == threads
+        assert len(shard_bounds(N, H, threads)) == threads
         s_loss, s_grads, s_state = loss_and_grads(params, cell, inputs, targets, state,
                                                   shards=shards)
     assert s_loss == pytest.approx(loss, rel=1e-12)
@@ -61,7 +70,7 @@ def test_shards_sum_to_the_whole_batch(cell, threads, rng):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_threads_and_sequential_shards_give_the_same_bits(cell, rng):
+def test_threads_and_sequential_shards_give_the_same_bits(cell, rng, small_shards):
     """float32, with dropout (each shard's masks from a generator seeded by rng)."""
     if not Shards(2).parallel:
         pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
@@ -84,7 +93,7 @@ def test_threads_and_sequential_shards_give_the_same_bits(cell, rng):
 
 
 def test_one_shard_is_exactly_model_loss_and_grads(rng):
-    params, state, inputs, targets = _chunk("lstm", 15, rng, np.float32)   # < 16 streams
+    params, state, inputs, targets = _chunk("lstm", 15, rng, np.float32)   # 15 x 6 floats
     loss, grads, _ = model.loss_and_grads(params, "lstm", inputs, targets, state, 0.2,
                                           np.random.default_rng(1))
     with Shards(2) as shards:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import charrnn.train as train_module
+from charrnn import parallel
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import load_config
 from charrnn.data import corpus_from_text
@@ -28,10 +29,13 @@ def _cfg(cell, max_iters, *extra):
 
 @pytest.mark.parametrize("cell, batch", [("rnn", 3), ("lstm", 3), ("gru", 3), ("lstm", 16)],
                          ids=["rnn", "lstm", "gru", "lstm-2-shards"])
-def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, batch, tmp_path):
+def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, batch, tmp_path,
+                                                              monkeypatch):
     """2N iterations straight vs N, then resume for N more: identical parameters and optimizer
     state (with dropout, so the RNG state matters, and a pass boundary inside each half); with
     16 streams each batch is two shards trained in parallel threads."""
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOATS", 8 * 12)   # 8 streams of 12 units a shard
+    assert len(parallel.shard_bounds(batch, 12, 2)) == (2 if batch == 16 else 1)
     corpus = corpus_from_text(TEXT[:1500])
     full_dir, half_dir = tmp_path / "full", tmp_path / "half"
     full_dir.mkdir()
