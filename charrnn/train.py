@@ -188,6 +188,8 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     smooth = first_loss = loss = None
     good = run.snapshot()        # the state of the last checkpoint, to roll back to
     rollbacks = 0
+    # made before tqdm starts its monitor thread, which would take a malloc arena of its own
+    shards = Shards(tc.threads)
     bar = tqdm(total=tc.max_iters, initial=run.iteration, desc="train", unit="it",
                file=sys.stderr, dynamic_ncols=True, disable=None if progress else True)
 
@@ -196,7 +198,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             log(line)
 
     # overflow and NaN are not warnings here: the divergence policy below deals with them
-    with bar, _SignalFlag() as stop, Shards(tc.threads) as shards, \
+    with shards, bar, _SignalFlag() as stop, \
             np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         while run.iteration < tc.max_iters:
             if stop.signum is not None:
