@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from charrnn import parallel
 from charrnn import sample as sample_module
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import ModelConfig, TrainConfig
@@ -368,3 +369,64 @@ def test_prepare_seed_with_nothing_left(seed, unk, message):
     with pytest.raises(DataError) as e:
         prepare_seed(Vocab.from_text("ab"), seed, unk)
     assert str(e.value) == message
+
+
+# --------------------------------------------------------------------------- shards of samples
+
+
+@pytest.fixture
+def sharded(monkeypatch):
+    """A batch of samples of the small test model is split into shards (parallel.py)."""
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOATS", 16 * 2)   # two streams of 16 units a shard
+    return monkeypatch
+
+
+def test_shards_of_samples_run_the_same_model(rng, sharded):
+    ckpt = _ckpt(rng)
+    assert len(parallel.shard_bounds(5, 16, sample_module.SAMPLE_THREADS)) == 2
+    one = _texts(ckpt, "cab", num_chars=50, greedy=True)
+    assert _texts(ckpt, "cab", num_chars=50, greedy=True, num_samples=5) == one * 5
+    samples = generate_samples(ckpt, "hab\nc", SampleConfig(num_chars=30, num_samples=5),
+                               np.random.default_rng(1), logprobs=True)
+    for s in samples:   # every shard's log-probabilities are the model's
+        ids = ckpt.vocab.encode("hab\nc" + s.text)
+        scored = char_logprobs(ckpt.params, "lstm", ids)[4:]
+        np.testing.assert_allclose(s.logprobs, scored, rtol=1e-4, atol=1e-4)
+
+
+def test_shards_of_samples_differ_reproduce_and_stop_on_their_own(rng, sharded):
+    ckpt = _ckpt(rng)
+    free = _texts(ckpt, "a", num_chars=80, num_samples=6, seed_rng=4)
+    assert len(set(free)) == 6 and all(len(t) == 80 for t in free)
+    assert _texts(ckpt, "a", num_chars=80, num_samples=6, seed_rng=4) == free
+    samples = generate_samples(ckpt, "a", SampleConfig(num_chars=80, num_samples=6,
+                                                       stop=("c", "ge")),
+                               np.random.default_rng(4))
+    for s, f in zip(samples, free):
+        assert (s.text, s.stop) == _cut_at_first_stop("a", f, ["c", "ge"])
+
+
+def test_shards_of_samples_in_threads_or_in_turn_give_the_same_text(rng, sharded):
+    ckpt = _ckpt(rng)
+    if parallel.blas_local_threads() is None:
+        pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
+    threaded = _texts(ckpt, "ab", num_chars=60, num_samples=4, seed_rng=3)
+    sharded.setattr(parallel, "blas_local_threads", lambda: None)
+    assert not parallel.Shards(2).parallel
+    assert _texts(ckpt, "ab", num_chars=60, num_samples=4, seed_rng=3) == threaded
+
+
+def test_shards_of_samples_stream_sample_0_and_stop_when_it_fails(rng, sharded):
+    ckpt = _ckpt(rng)
+    streamed = []
+    samples = generate_samples(ckpt, "a", SampleConfig(num_chars=40, num_samples=4),
+                               np.random.default_rng(2), on_char=streamed.append)
+    assert "".join(streamed) == samples[0].text
+
+    def closed_pipe(ch):
+        raise BrokenPipeError
+
+    # the other shard stops too: a million characters would take about a minute
+    with pytest.raises(BrokenPipeError):
+        generate_samples(ckpt, "a", SampleConfig(num_chars=1_000_000, num_samples=4),
+                         np.random.default_rng(2), on_char=closed_pipe)

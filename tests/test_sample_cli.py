@@ -125,6 +125,32 @@ def test_empty_stop_string_is_a_usage_error(run_dir):
                  usage_error("Invalid value for --stop: a stop string cannot be empty"))
 
 
+
+def test_many_samples_of_a_wider_model_in_two_shards_as_a_subprocess(tmp_path):
+    """64 samples of 128 units are two shards of 32 (parallel.py): in threads where OpenBLAS
+    allows, and the output is what it would be one after the other."""
+    from charrnn.parallel import shard_bounds
+    from charrnn.sample import SAMPLE_THREADS
+
+    assert len(shard_bounds(64, 128, SAMPLE_THREADS)) == 2
+    path = tmp_path / "wide.npz"
+    vocab = Vocab.from_text("abcdefgh \n")
+    params = init_params("lstm", len(vocab), 128, 2, np.random.default_rng(0))
+    params["Why"] *= 30   # distinct logits, so that greedy picks are not near ties
+    save_checkpoint(path, Checkpoint(params=params, vocab=vocab,
+                                     model_cfg=ModelConfig(hidden_size=128, num_layers=2),
+                                     train_cfg=TrainConfig()))
+    args = ["sample", "-c", path, "--seed", "ab", "-n", "40", "--num-samples", "64"]
+    first = run_subprocess([*args, "--rng-seed", "5", "--json"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    texts = [json.loads(line)["text"] for line in first.stdout.decode().splitlines()]
+    assert len(texts) == 64 and len(set(texts)) > 32 and all(len(t) == 40 for t in texts)
+    again = run_subprocess([*args, "--rng-seed", "5", "--json"], tmp_path)
+    assert again.stdout == first.stdout
+    greedy = run_subprocess([*args, "--greedy"], tmp_path).stdout.decode()
+    one = run_subprocess([*args[:-2], "--greedy"], tmp_path).stdout.decode()
+    assert greedy[:-1].split("\n---\n") == [one[:-1]] * 64
+
 # --- several samples ----------------------------------------------------------------------------
 
 def test_num_samples_prints_each_sample_after_a_separator_line(run_dir):
