@@ -13,10 +13,12 @@ a leading axis of length L (every layer's input is H wide, the embedding include
 The training objective is the loss summed over the T steps of a chunk and averaged over the N
 streams, as in min-char-rnn and char-rnn; reported losses are per character (that sum / T).
 
-Layer 0's input projection embed[id] @ Wx[0] + b[0] depends on the id only, so when V <= H it is
-computed once per chunk as a (V, G) table and selected by a one-hot matmul, and its gradient is
-summed per character (the same one-hot) before touching Wx[0] and embed: the same gradients,
-with V instead of N*T rows of H-wide work. Inside the recurrent layers sequences are feature-major,
+Layer 0's input projection embed[id] @ Wx[0] + b[0] depends on the id only, so when V <= H and
+V <= N*T it is computed once per chunk as a (V, G) table and selected by a one-hot matmul, and its
+gradient is summed per character (the same one-hot) before touching Wx[0] and embed: the same
+gradients, with V instead of N*T rows of H-wide work. (min-char-rnn's chunk, 25 characters of one
+stream, is fewer rows than its 65 characters: there the plain path is the cheaper, by a tenth of
+an iteration.) Inside the recurrent layers sequences are feature-major,
 (T, H, N); see layers.py.
 """
 
@@ -89,9 +91,13 @@ def zero_state(cell, num_layers, batch_size, hidden_size, dtype=np.float32):
             for _ in range(num_layers)]
 
 
-def _use_table(params):
+ONEHOT_FLOATS = 1 << 20   # the largest (V, N*T) one-hot that sums embedding gradients by matmul
+
+
+def _use_table(params, n_chars):
+    """Whether layer 0 goes through the (V, G) table for a chunk of n_chars (N*T) characters."""
     V, H = params["embed"].shape
-    return V <= H
+    return V <= min(H, n_chars)
 
 
 def _layer0_projection(params, ids):
@@ -102,12 +108,17 @@ def _layer0_projection(params, ids):
     """
     embed, Wx0, b0 = params["embed"], params["Wx"][0], params["b"][0]
     V = embed.shape[0]
-    if _use_table(params):
+    if _use_table(params, ids.size):
         table = embed @ Wx0 + b0                                                # (V, G)
         onehot = (ids[:, None, :] == np.arange(V)[None, :, None]).astype(embed.dtype)  # (T, V, N)
         if ids.shape[1] == 1:   # one stream: (T, G) rows are (T, G, 1) already, gather them
             return table[ids[:, 0]][:, :, None], onehot
         return np.matmul(np.ascontiguousarray(table.T), onehot), onehot
+    if ids.shape[1] == 1:   # one stream: one (T, H) @ (H, G) product; (T, G) rows are (T, G, 1)
+        x = embed[ids[:, 0]]
+        xp = x @ Wx0
+        xp += b0
+        return xp[:, :, None], x[:, :, None]
     x = np.ascontiguousarray(embed[ids].transpose(0, 2, 1))                    # (T, H, N)
     xp = np.matmul(np.ascontiguousarray(Wx0.T), x)
     xp += b0[:, None]
@@ -222,17 +233,21 @@ def _layer0_backward(params, ids, x, dxp, grads):
     """Grads of embed, Wx[0] and b[0] from dxp (T, G, N): the grad of embed[ids] @ Wx[0] + b[0].
     x is what _layer0_projection returned beside the projection."""
     embed, Wx0 = params["embed"], params["Wx"][0]
-    if _use_table(params):
+    if _use_table(params, ids.size):
         # S[v] = sum of the dxp columns whose id is v: a one-hot matmul (np.add.at is slow)
         S, grads["b"][0], _ = _input_grads(x, dxp)   # (V, G)
         grads["Wx"][0] = embed.T @ S
         grads["embed"] = S @ Wx0.T
     else:
         grads["Wx"][0], grads["b"][0], dx = _input_grads(x, dxp, Wx0)   # dx: (T, H, N)
-        dembed = np.zeros_like(embed)
-        # (T*N, H) rows, row t*N + n for ids[t*N + n], into the ids' rows
-        np.add.at(dembed, ids, dx.transpose(0, 2, 1).reshape(-1, embed.shape[1]))
-        grads["embed"] = dembed
+        # (T*N, H) rows, row t*N + n for ids[t*N + n], summed into the ids' rows
+        rows = dx.transpose(0, 2, 1).reshape(-1, embed.shape[1])
+        if ids.size * embed.shape[0] <= ONEHOT_FLOATS:   # a one-hot matmul: np.add.at is slow
+            grads["embed"] = (ids == np.arange(embed.shape[0])[:, None]).astype(embed.dtype) @ rows
+        else:
+            dembed = np.zeros_like(embed)
+            np.add.at(dembed, ids, rows)
+            grads["embed"] = dembed
 
 
 def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, batch_size=None):

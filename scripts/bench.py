@@ -63,15 +63,16 @@ def flops_per_char(cell, H, L, V, layer0_table):
     The dense count (layer0_table False) is the model's textbook work and what PyTorch does:
     every layer's input projection (the first on an H-wide embedding), its recurrent projection,
     the output layer; backward twice forward (the gradient of the input and of the weight; the
-    embedding's input gradient is a row scatter, no matmul). charrnn, when V <= H, replaces the
-    first layer's input projection by a one-hot matmul with a (G, V) table, 2 G V forward and
-    2 G V backward per character (the (V, H) x (H, G) products per chunk are negligible).
+    embedding's rows then get their input gradients by a scatter, no matmul). charrnn, when
+    V <= min(H, N*T) (model._use_table), replaces the first layer's input projection by a one-hot
+    matmul with a (G, V) table, 2 G V forward and 2 G V backward per character (the (V, H) x
+    (H, G) products per chunk are negligible).
     """
     G = GATES[cell] * H
     recurrent = 3 * 2 * H * G * L                     # forward, dh, dWh
     upper_inputs = 3 * 2 * H * G * (L - 1)            # forward, dx, dWx for layers 1 ..
     output = 3 * 2 * H * V
-    first_input = 2 * 2 * G * V if layer0_table else 2 * 2 * H * G    # forward and dW only
+    first_input = 2 * 2 * G * V if layer0_table else 3 * 2 * H * G
     return recurrent + upper_inputs + output + first_input
 
 
@@ -257,7 +258,7 @@ def main():
                                                  "peak_mb")})
         V = ours[0]["vocab_size"]
         row["matmul_peak_flops"] = peak
-        row["flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=V <= H)
+        row["flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=V <= min(H, N * T))
         row["model_flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=False)
         row["peak_fraction"] = row["train_cps"] * row["flops_per_char"] / peak
         line = (f"{name:6} {cell:>5} {H:>4} {L:>2} {N:>3} {T:>4} {row['train_cps']:>8,.0f} "
