@@ -2,6 +2,8 @@
 whole batch, the same bits whether the shards run in threads or one after the other, and the
 caller's BLAS threads and floating-point error settings kept."""
 
+import platform
+import sys
 import warnings
 
 import numpy as np
@@ -120,3 +122,9 @@ def test_the_callers_blas_threads_and_error_settings_are_kept():
         with np.errstate(over="ignore"), warnings.catch_warnings():
             warnings.simplefilter("error")
             assert shards.map([lambda: big * big, lambda: 0])[0] == np.inf
+
+
+def test_glibc_serves_every_thread_from_one_malloc_arena():
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("mallopt(M_ARENA_MAX) is glibc's")
+    assert parallel.one_malloc_arena() is True
