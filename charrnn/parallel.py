@@ -21,8 +21,9 @@ M_ARENA_MAX), before any other thread is started (train makes its Shards before 
 monitor thread): C3 then peaks at about 341 MB, the rest being the shards' second set of gradients.
 
 The numbers depend on `threads` and N only (how many shards, which streams, the order of the sums),
-never on where they run: without that OpenBLAS call (another BLAS, an older OpenBLAS) the shards
-run one after the other in the calling thread, and give the same results, without the speed-up.
+never on where they run: without that OpenBLAS call (another BLAS, an older OpenBLAS), or with one
+core to run on, the shards run one after the other in the calling thread, and give the same
+results, without the speed-up.
 """
 
 import contextvars
@@ -92,13 +93,21 @@ def one_malloc_arena():
     return mallopt(M_ARENA_MAX, 1) == 1
 
 
+def _cores():
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Shards:
     """Worker threads for up to `threads` shards of a chunk; use as a context manager (or call
     close()). threads = 1, or no per-thread OpenBLAS setting: shards run in the calling thread."""
 
     def __init__(self, threads):
         self.threads = threads
-        self.setter = setter = blas_local_threads() if threads > 1 else None
+        # one core (e.g. taskset): shards in turn, the same numbers without the threads' overhead
+        self.setter = setter = (blas_local_threads() if threads > 1 and _cores() > 1 else None)
         if setter is not None:
             one_malloc_arena()
         self.pool = (ThreadPoolExecutor(threads, thread_name_prefix="charrnn-shard",
