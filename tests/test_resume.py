@@ -259,9 +259,12 @@ def _wait_for(path, proc, timeout=60):
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_last_and_says_how_to_resume(text_file, tmp_path, sig, status):
+@pytest.mark.parametrize("size", [(), ("hidden_size=128", "batch_size=64")],
+                         ids=["one-shard", "two-shards"])   # 64 x 128: two shards in threads
+def test_signal_saves_last_and_says_how_to_resume(text_file, tmp_path, sig, status, size):
+    assert len(parallel.shard_bounds(64, 128, 2)) == 2
     run = tmp_path / "run"
-    proc = _start(["train", text_file, *_sets(*SMALL, "max_iters=100000", "eval_every=5"),
+    proc = _start(["train", text_file, *_sets(*SMALL, *size, "max_iters=100000", "eval_every=5"),
                    "--out", run], tmp_path)
     _wait_for(run / "last.npz", proc)
     proc.send_signal(sig)
