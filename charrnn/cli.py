@@ -408,6 +408,7 @@ def eval_command(files, checkpoint, unk, worst, per_char, as_json):
     from .checkpoint import CheckpointError
     from .data import DataError
     from .evaluate import score_text, total_summary, worst as find_worst
+    from .parallel import Shards
 
     if sum(str(f) == "-" for f in files) > 1:
         raise click.UsageError("'-' (stdin) can be given only once")
@@ -416,12 +417,13 @@ def eval_command(files, checkpoint, unk, worst, per_char, as_json):
     try:
         ckpt = _load(checkpoint)
         scored = []
-        for path, name in zip(files, names):
-            text = _read_text_or_stdin(path)
-            try:
-                scored.append(score_text(ckpt, text, unk))
-            except DataError as e:
-                raise DataError(f"{name}: {e}") from None
+        with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
+            for path, name in zip(files, names):
+                text = _read_text_or_stdin(path)
+                try:
+                    scored.append(score_text(ckpt, text, unk, shards))
+                except DataError as e:
+                    raise DataError(f"{name}: {e}") from None
         if per_char is not None:
             _write_per_char(per_char, given, scored)
     except (CheckpointError, DataError) as e:

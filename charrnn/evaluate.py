@@ -4,9 +4,12 @@ and each character's log-probability.
 The text's predicted positions (every character after the first) are cut into up to `streams`
 contiguous segments scored in parallel, each starting from a zero state and carrying its state
 from one chunk to the next, like training; the first few characters of each segment therefore
-have less context than they would in one long pass (a small, documented pessimism).
+have less context than they would in one long pass (a small, documented pessimism). Given a
+parallel.Shards, the segments are scored in shards of streams at the same time, as training
+batches are (each segment's figures are its own: only the order of the final sum differs).
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -15,6 +18,7 @@ import numpy as np
 from .data import DataError, format_chars
 from .layers import log_softmax
 from .model import forward, zero_state
+from .parallel import shard_bounds
 
 EVAL_STREAMS = 64     # parallel segments, at most
 MIN_SEGMENT = 1024    # characters per segment, at least (fewer segments for short texts)
@@ -41,33 +45,47 @@ def _segments(ids, streams):
     return inputs.reshape(S, seg), targets.reshape(S, seg)
 
 
-def _chunk_logprobs(params, cell, ids, streams, seq_length):
-    """Yield (cols, logp, targets) per forward chunk of the segmented text: logp (k*S,) float32,
-    time-major as the logits, the log-probability of each target (0 where the target is -1)."""
-    inputs, targets = _segments(ids, streams)
+def _segment_scores(params, cell, inputs, targets, seq_length, out=None):
+    """The total loss in nats of these segments' targets, inputs and targets (S, seg), read a
+    forward chunk at a time with the state carried; if out (S, seg) is given, each position's
+    log-probability is written there (that of id 0 where the target is -1)."""
     S, seg = inputs.shape
     L, H = params["Wx"].shape[:2]
     state = zero_state(cell, L, S, H, params["Wx"].dtype)
+    total = 0.0
     for start in range(0, seg, seq_length):
         cols = slice(start, start + seq_length)
         logits, state, _ = forward(params, cell, inputs[:, cols], state)
         picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
         logp = log_softmax(logits)[np.arange(len(picks)), np.maximum(picks, 0)]
-        yield cols, logp, picks
+        total -= float(logp[picks >= 0].sum(dtype=np.float64))
+        if out is not None:
+            out[:, cols] = logp.reshape(-1, S).T
+    return total
 
 
-def score_ids(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH):
+def _scores(params, cell, ids, streams, seq_length, shards, out=None):
+    """_segment_scores over the segmented text, in shards of segments when shards is given."""
+    inputs, targets = _segments(ids, streams)
+    S = inputs.shape[0]
+    bounds = (shard_bounds(S, params["Wh"].shape[1], shards.threads) if shards is not None
+              else [(0, S)])
+    jobs = [functools.partial(_segment_scores, params, cell, inputs[lo:hi], targets[lo:hi],
+                              seq_length, None if out is None else out[lo:hi])
+            for lo, hi in bounds]
+    return sum(shards.map(jobs) if shards is not None else [job() for job in jobs])
+
+
+def score_ids(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH, shards=None):
     """Total loss in nats and the number of characters scored (len(ids) - 1)."""
     P = len(ids) - 1
     if P < 1:
         return 0.0, 0
-    total = 0.0
-    for _, logp, picks in _chunk_logprobs(params, cell, ids, streams, seq_length):
-        total -= float(logp[picks >= 0].sum(dtype=np.float64))
-    return total, P
+    return _scores(params, cell, ids, streams, seq_length, shards), P
 
 
-def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH):
+def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH,
+                  shards=None):
     """log p(ids[p + 1] | ids[:p + 1]) in nats for every predicted position p, (len(ids) - 1,)
     float64, segmented as score_ids is: -char_logprobs(...).sum() is score_ids' total."""
     P = len(ids) - 1
@@ -75,8 +93,7 @@ def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_L
         return np.zeros(0)
     S, seg = segment_layout(len(ids), streams)
     out = np.zeros((S, seg))
-    for cols, logp, _ in _chunk_logprobs(params, cell, ids, streams, seq_length):
-        out[:, cols] = logp.reshape(-1, S).T
+    _scores(params, cell, ids, streams, seq_length, shards, out)
     return out.reshape(-1)[:P]
 
 
@@ -104,10 +121,10 @@ class Scored:
         return summarize(-float(self.logprobs.sum()), len(self.logprobs))
 
 
-def score_text(ckpt, text, unk="error"):
+def score_text(ckpt, text, unk="error", shards=None):
     """Score a str under a checkpoint. Characters outside its vocabulary raise DataError
     (unk='error') or are left out (unk='skip'; their neighbours become adjacent). A text with
-    fewer than 2 characters to read is a DataError."""
+    fewer than 2 characters to read is a DataError. shards: a parallel.Shards, or None."""
     vocab = ckpt.vocab
     missing = vocab.missing(text)
     if missing and unk == "error":
@@ -123,7 +140,8 @@ def score_text(ckpt, text, unk="error"):
         also = " after skipping those outside the vocabulary" if missing else ""
         raise DataError(f"the text has {len(scored)} character(s){also}; scoring needs at least "
                         "2 (the first is only context)")
-    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, vocab.encode(scored))
+    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, vocab.encode(scored),
+                             shards=shards)
     return Scored(text, kept, logprobs, skipped)
 
 

@@ -234,7 +234,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             bar.update(1)
             if run.iteration % tc.eval_every and run.iteration != tc.max_iters:
                 continue
-            val_total, val_n = evaluate.score_ids(run.params, cell, val_ids)
+            val_total, val_n = evaluate.score_ids(run.params, cell, val_ids, shards=shards)
             val_loss = val_total / val_n
             finite = math.isfinite(val_loss) and all(
                 np.isfinite(p).all() for p in run.params.values())

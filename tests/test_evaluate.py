@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 
+from charrnn import parallel
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import DataError, Vocab
@@ -59,6 +60,22 @@ def test_char_logprobs_sum_to_score_ids(length, rng):
     assert got.shape == (n,) == (length - 1,) and got.dtype == np.float64
     assert -got.sum() == pytest.approx(total, rel=1e-6)
     assert (got < 0).all()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_segments_scored_in_shards_are_the_same_figures(cell, rng, monkeypatch):
+    """Segments in three shards, in threads where OpenBLAS allows: each segment's figures as in
+    one pass (float64), and the totals agree."""
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOATS", 1)
+    params = init_params(cell, 5, 8, 2, rng, dtype=np.float64)
+    ids = rng.integers(0, 5, 7 * 1024 + 100)                  # 7 segments (MIN_SEGMENT 1024)
+    with parallel.Shards(3) as shards:
+        assert len(parallel.shard_bounds(7, 8, shards.threads)) == 3
+        total, n = score_ids(params, cell, ids, shards=shards)
+        per_char = char_logprobs(params, cell, ids, shards=shards)
+    want_total, want_n = score_ids(params, cell, ids)
+    assert n == want_n and total == pytest.approx(want_total, rel=1e-12)
+    np.testing.assert_allclose(per_char, char_logprobs(params, cell, ids), rtol=1e-12)
 
 
 def _ckpt(rng, chars="ab c\n"):
