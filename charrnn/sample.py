@@ -20,9 +20,9 @@ from the argmax; greedy decoding is the plain argmax. The same rng state and opt
 text on any run.
 
 Many samples at once (--num-samples) are split, like training batches, into shards of streams
-that run at the same time in threads, each with its own generator seeded from rng (parallel.py);
-e.g. 64 samples of a 2 x 256 LSTM as two shards of 32: 40-43K -> 50-52K characters per second
-here.
+that run at the same time in threads (as many as the checkpoint's `threads` allows), each with
+its own generator seeded from rng (parallel.py); e.g. 64 samples of a 2 x 256 LSTM as two shards
+of 32: 40-43K -> 50-52K characters per second here.
 """
 
 import dataclasses
@@ -35,8 +35,6 @@ import numpy as np
 from .data import DataError, format_chars
 from .model import forward, zero_state
 from .parallel import Shards, shard_bounds
-
-SAMPLE_THREADS = 2   # shards of a --num-samples batch, at most
 
 BLOCK = 1 << 20  # random numbers drawn at once, at most (the same stream as drawing all up front)
 
@@ -390,7 +388,7 @@ def generate_samples(ckpt, seed_text, cfg, rng=None, logprobs=False, on_char=Non
     stream it). Returns a list of Sample. The same rng state and cfg give the same samples.
     """
     H = ckpt.params["Wh"].shape[1]
-    bounds = shard_bounds(cfg.num_samples, H, SAMPLE_THREADS)
+    bounds = shard_bounds(cfg.num_samples, H, ckpt.train_cfg.threads)
     if len(bounds) == 1:
         return _collect(ckpt, seed_text, cfg, rng, logprobs, on_char)
     check_seed(ckpt.vocab, seed_text)

@@ -130,9 +130,8 @@ def test_many_samples_of_a_wider_model_in_two_shards_as_a_subprocess(tmp_path):
     """64 samples of 128 units are two shards of 32 (parallel.py): in threads where OpenBLAS
     allows, and the output is what it would be one after the other."""
     from charrnn.parallel import shard_bounds
-    from charrnn.sample import SAMPLE_THREADS
 
-    assert len(shard_bounds(64, 128, SAMPLE_THREADS)) == 2
+    assert TrainConfig().threads == 2 and len(shard_bounds(64, 128, 2)) == 2
     path = tmp_path / "wide.npz"
     vocab = Vocab.from_text("abcdefgh \n")
     params = init_params("lstm", len(vocab), 128, 2, np.random.default_rng(0))
