@@ -54,7 +54,8 @@ class TrainConfig:
     val_frac: float = 0.05       # the last fraction of the text held out for validation; 0: none,
                                  # evaluations then score the training text (for toys)
     threads: int = 2             # shards of each batch trained at once, one per core (parallel.py),
-                                 # where batch_size x hidden_size >= 4096 per shard; 1: one thread
+                                 # where batch_size x hidden_size >= 4096 per shard; 1: one thread;
+                                 # also for validation, eval and sample --num-samples
 
     def __post_init__(self):
         for key in ("seq_length", "batch_size", "max_iters", "eval_every", "threads"):
