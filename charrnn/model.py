@@ -18,8 +18,7 @@ V <= N*T it is computed once per chunk as a (V, G) table and selected by a one-h
 gradient is summed per character (the same one-hot) before touching Wx[0] and embed: the same
 gradients, with V instead of N*T rows of H-wide work. (min-char-rnn's chunk, 25 characters of one
 stream, is fewer rows than its 65 characters: there the plain path is the cheaper, by a tenth of
-an iteration.) Inside the recurrent layers sequences are feature-major,
-(T, H, N); see layers.py.
+an iteration.) Inside the recurrent layers sequences are feature-major, (T, H, N); see layers.py.
 """
 
 import numpy as np
@@ -94,10 +93,13 @@ def zero_state(cell, num_layers, batch_size, hidden_size, dtype=np.float32):
 ONEHOT_FLOATS = 1 << 20   # the largest (V, N*T) one-hot that sums embedding gradients by matmul
 
 
-def _use_table(params, n_chars):
+def uses_table(vocab_size, hidden_size, n_chars):
     """Whether layer 0 goes through the (V, G) table for a chunk of n_chars (N*T) characters."""
-    V, H = params["embed"].shape
-    return V <= min(H, n_chars)
+    return vocab_size <= min(hidden_size, n_chars)
+
+
+def _use_table(params, n_chars):
+    return uses_table(*params["embed"].shape, n_chars)
 
 
 def _layer0_projection(params, ids):

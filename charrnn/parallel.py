@@ -151,11 +151,11 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     With dropout, each shard draws its masks from its own generator, seeded from rng (so rng
     still holds all the randomness of training, and resumes exactly)."""
     N, T = inputs.shape
-    H = params["Wh"].shape[1]
-    bounds = shard_bounds(N, H, shards.threads) if shards is not None else [(0, N)]
+    threads = shards.threads if shards is not None else 1
+    bounds = shard_bounds(N, params["Wh"].shape[1], threads)
     if len(bounds) == 1:
         return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng)
-    rngs = [rng] * len(bounds)
+    rngs = [None] * len(bounds)      # no generator shared between threads: dropout's are their own
     if rng is not None and dropout > 0.0:
         rngs = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63 - 1, len(bounds))]
     jobs = [functools.partial(model.loss_and_grads, params, cell, inputs[lo:hi], targets[lo:hi],

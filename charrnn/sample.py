@@ -391,7 +391,6 @@ def generate_samples(ckpt, seed_text, cfg, rng=None, logprobs=False, on_char=Non
     bounds = shard_bounds(cfg.num_samples, H, ckpt.train_cfg.threads)
     if len(bounds) == 1:
         return _collect(ckpt, seed_text, cfg, rng, logprobs, on_char)
-    check_seed(ckpt.vocab, seed_text)
     rng = rng if rng is not None else np.random.default_rng()
     seeds = rng.integers(0, 2**63 - 1, len(bounds))
     cancel = threading.Event()   # set when this call ends early (an error, Ctrl-C): shards stop

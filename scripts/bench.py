@@ -45,7 +45,6 @@ CONFIGS = {  # name: (model, hidden, layers, batch, seq_length)
     "C2": ("lstm", 256, 2, 50, 50),
     "C3": ("lstm", 512, 2, 64, 100),
 }
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEXT = HERE.parents[1] / "shared" / "data" / "tinyshakespeare.txt"
 THREADS = "2"
@@ -64,10 +63,12 @@ def flops_per_char(cell, H, L, V, layer0_table):
     every layer's input projection (the first on an H-wide embedding), its recurrent projection,
     the output layer; backward twice forward (the gradient of the input and of the weight; the
     embedding's rows then get their input gradients by a scatter, no matmul). charrnn, when
-    V <= min(H, N*T) (model._use_table), replaces the first layer's input projection by a one-hot
+    V <= min(H, N*T) (model.uses_table), replaces the first layer's input projection by a one-hot
     matmul with a (G, V) table, 2 G V forward and 2 G V backward per character (the (V, H) x
     (H, G) products per chunk are negligible).
     """
+    from charrnn.layers import GATES   # here, not at the top: bench_torch imports this module
+
     G = GATES[cell] * H
     recurrent = 3 * 2 * H * G * L                     # forward, dh, dWh
     upper_inputs = 3 * 2 * H * G * (L - 1)            # forward, dx, dWx for layers 1 ..
@@ -188,6 +189,8 @@ def median(runs, key):
 
 
 def main():
+    from charrnn.model import uses_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("text", nargs="?", type=Path)
     parser.add_argument("--iters", type=int, default=20,
@@ -258,7 +261,7 @@ def main():
                                                  "peak_mb")})
         V = ours[0]["vocab_size"]
         row["matmul_peak_flops"] = peak
-        row["flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=V <= min(H, N * T))
+        row["flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=uses_table(V, H, N * T))
         row["model_flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=False)
         row["peak_fraction"] = row["train_cps"] * row["flops_per_char"] / peak
         line = (f"{name:6} {cell:>5} {H:>4} {L:>2} {N:>3} {T:>4} {row['train_cps']:>8,.0f} "
