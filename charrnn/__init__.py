@@ -1,3 +1,25 @@
-"""charrnn: character-level RNN, LSTM and GRU language models, trained on a CPU in NumPy."""
+"""charrnn: character-level RNN, LSTM and GRU language models, trained on a CPU in NumPy.
+
+The Python API (charrnn/api.py): fit, dry_run, load, generate, score, and the errors they raise.
+They are imported on first use, so that `charrnn --help` does not wait for NumPy.
+"""
 
 __version__ = "0.1.0"
+
+_API = {
+    "fit": "api", "dry_run": "api", "load": "api", "generate": "api", "score": "api",
+    "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "ConfigError": "config",
+    "DataError": "data", "RunError": "runs", "TrainingError": "train", "Interrupted": "train",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name):
+    if name not in _API:
+        raise AttributeError(f"module 'charrnn' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    globals()[name] = value
+    return value

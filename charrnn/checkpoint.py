@@ -4,13 +4,15 @@ Arrays in a checkpoint (the README documents each with its shape and dtype):
     format                 str    "charrnn-checkpoint"
     meta                   int64  [format_version, iteration]
     config                 str    the resolved configuration, JSON
-    info                   str    JSON: data_sha256, best_val_loss, chars_seen, ...
+    info                   str    JSON: data_sha256, data_source, best_val_loss, best_iteration,
+                                  seconds, rng_seed, lr_scale
     vocab                  int32  (V,) code points, in id order
     param/<name>           float32, see model.param_shapes
     optim/<slot>/<name>    float32, the optimizer's per-parameter state
     rng                    str    the training RNG's state (numpy PCG64), JSON
-    state/h, state/c       float32 (L, H, N): the hidden (and LSTM cell) state carried into the
-                           next chunk, so a resumed run continues exactly
+    state/h, state/c       float32 (L, H, N): the hidden (and LSTM cell) state of each of the N
+                           streams, carried into the next chunk, so a resumed run continues
+                           exactly
 """
 
 import json
@@ -43,8 +45,9 @@ class Checkpoint:
     iteration: int = 0
     optim_state: dict = field(default_factory=dict)
     rng_state: dict | None = None
-    hidden_state: list | None = None   # per layer: (h,) or (h, c), each (N, H)
+    hidden_state: list | None = None   # per layer: (h,) or (h, c), each (H, N)
     info: dict = field(default_factory=dict)
+    path: Path | None = field(default=None, compare=False)   # the file it was read from
 
 
 def save_checkpoint(path, ckpt):
@@ -124,14 +127,17 @@ def resolve_checkpoint(path):
 
 
 def latest_run(runs_dir="runs"):
-    """The most recently modified run directory under runs_dir that holds a checkpoint."""
-    runs = [d for d in Path(runs_dir).glob("*")
-            if d.is_dir() and ((d / "best.npz").is_file() or (d / "last.npz").is_file())]
-    if not runs:
+    """The run directory under runs_dir whose checkpoint (best.npz or last.npz) was written last."""
+    newest = {}
+    for d in Path(runs_dir).glob("*"):
+        times = [f.stat().st_mtime for f in (d / "best.npz", d / "last.npz") if f.is_file()]
+        if times:
+            newest[d] = max(times)
+    if not newest:
         where = runs_dir if Path(runs_dir).is_absolute() else f"./{runs_dir}"
         raise CheckpointError(f"no trained run found under {where}; train one with "
                               "'charrnn train FILE' or give --checkpoint")
-    return max(runs, key=lambda d: d.stat().st_mtime)
+    return max(newest, key=lambda d: (newest[d], d.name))
 
 
 def load_checkpoint(path):
@@ -184,6 +190,7 @@ def load_checkpoint(path):
             rng_state=json.loads(str(arrays["rng"])) if "rng" in arrays else None,
             hidden_state=hidden,
             info=json.loads(str(arrays["info"])),
+            path=path,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: damaged charrnn checkpoint ({type(e).__name__}: {e})") \

@@ -12,12 +12,10 @@ Exit codes:
 NumPy and the training code are imported inside the commands, so `charrnn --help` stays quick.
 """
 
-import dataclasses
 import json
-import shutil
+import math
 import signal
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -39,19 +37,34 @@ def _fail(error):
     return click.ClickException(str(error))
 
 
+def _expected_errors():
+    """The library's errors that mean bad input or a refused run, never a bug."""
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .runs import RunError
+    from .train import TrainingError
+
+    return ConfigError, DataError, CheckpointError, RunError, TrainingError
+
+
 checkpoint_option = click.option(
     "-c", "--checkpoint", type=click.Path(path_type=Path),
     help="Checkpoint file, or a run directory (its best.npz, else last.npz). "
-         "Default: the most recent run under ./runs.")
+         "Default: the run under ./runs whose checkpoint was written last.")
 rng_seed_option = click.option("--rng-seed", type=int, help="Seed for reproducible results.")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout instead of text.")
 
 
 def _load(checkpoint):
-    from .checkpoint import latest_run, load_checkpoint
+    """The checkpoint given, or the latest run's, said on stderr (stdout is for data)."""
+    from .api import load
 
-    return load_checkpoint(checkpoint if checkpoint is not None else latest_run())
+    ckpt = load(checkpoint)
+    if checkpoint is None:
+        click.echo(f"note: using {ckpt.path} (the latest run under ./runs)", err=True)
+    return ckpt
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -94,10 +107,8 @@ def train(file, config_path, sets, out, resume_dir, init_from, dry_run, rng_seed
     Example:
         charrnn train input.txt --config configs/shakespeare.yaml --set max_iters=500
     """
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .train import Interrupted, TrainingError, dry_run as run_dry, train as run_training
+    from . import api
+    from .train import Interrupted
 
     if resume_dir and (init_from or out or dry_run):
         raise click.UsageError("--resume continues a run in its own directory: it cannot be "
@@ -105,36 +116,17 @@ def train(file, config_path, sets, out, resume_dir, init_from, dry_run, rng_seed
     log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     try:
         if dry_run:
-            model_cfg, train_cfg, ckpt = _new_run_config(config_path, sets, init_from)
-            corpus = _read_corpus(file, None, ckpt)
-            report = run_dry(corpus, model_cfg, train_cfg, rng_seed)
-            click.echo(json.dumps(report) if as_json else _dry_run_text(corpus, report))
+            report = api.dry_run(file, config=config_path, sets=sets, init_from=init_from,
+                                 rng_seed=rng_seed)
+            click.echo(json.dumps(report) if as_json else _dry_run_text(report))
             return
-        if resume_dir:
-            model_cfg, train_cfg, corpus, ckpt, changed = _resume_setup(file, config_path, sets,
-                                                                        resume_dir)
-            out = resume_dir
-        else:
-            model_cfg, train_cfg, ckpt = _new_run_config(config_path, sets, init_from)
-            out = out or Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{file.stem if file else 'builtin'}"
-            created = _make_run_dir(out)
-            try:
-                corpus = _read_corpus(file, out / "data.npy", ckpt)
-            except DataError:
-                if created:   # leave nothing half-made behind
-                    shutil.rmtree(out, ignore_errors=True)
-                raise
-            changed = ()
-        summary = run_training(corpus, model_cfg, train_cfg, out, rng_seed=rng_seed,
-                               progress=not as_json, log=log,
-                               resume=ckpt if resume_dir else None,
-                               init_from=ckpt if init_from else None, changed=changed)
-    except (ConfigError, DataError, CheckpointError, TrainingError) as e:
+        summary = api.fit(file, config=config_path, sets=sets, out=out, resume=resume_dir,
+                          init_from=init_from, rng_seed=rng_seed, progress=not as_json, log=log)
+    except _expected_errors() as e:
         raise _fail(e) from None
     except Interrupted as e:
-        run_dir = e.checkpoint.parent
         click.echo(f"Interrupted at iteration {e.iteration}: saved {e.checkpoint}; resume with: "
-                   f"charrnn train --resume {run_dir}", err=True)
+                   f"charrnn train --resume {e.checkpoint.parent}", err=True)
         sys.exit(130 if e.signum == signal.SIGINT else 143)
     if as_json:
         click.echo(json.dumps(summary))
@@ -144,82 +136,14 @@ def train(file, config_path, sets, out, resume_dir, init_from, dry_run, rng_seed
         notes = "".join(f"; {note}" for note in summary["notes"])
         click.echo(f"done: {summary['iterations']} iterations in {summary['seconds']:.1f}s "
                    f"({summary['chars_per_second']:,.0f} chars/s); best validation loss "
-                   f"{best:.4f} nats/char ({best / 0.6931471805599453:.3f} bits/char) at iteration "
+                   f"{best:.4f} nats/char ({best / math.log(2):.3f} bits/char) at iteration "
                    f"{summary['best_iteration']}; run directory {summary['run_dir']}{changed}{notes}",
                    err=True)
 
 
-def _new_run_config(config_path, sets, init_from):
-    """Config for a new run, and the --init-from checkpoint (None without it), whose model keys
-    the run keeps."""
-    from .checkpoint import load_checkpoint
-    from .config import ConfigError, load_config
-
-    if init_from is None:
-        return *load_config(config_path, sets), None
-    ckpt = load_checkpoint(init_from)
-    base = dataclasses.asdict(ckpt.model_cfg)
-    model_cfg, train_cfg = load_config(config_path, sets, base=base)
-    for key in ("model", "hidden_size", "num_layers"):
-        if getattr(model_cfg, key) != base[key]:
-            raise ConfigError(f"--init-from: {key} is {base[key]!r} in {init_from}; a run "
-                              f"started from its weights cannot change it to "
-                              f"{getattr(model_cfg, key)!r}", key)
-    return model_cfg, train_cfg, ckpt
-
-
-def _read_corpus(file, cache, ckpt):
-    """The encoded text; with an --init-from checkpoint, in that checkpoint's vocabulary."""
-    from .data import load_corpus
-
-    return load_corpus(file, cache, vocab=ckpt.vocab if ckpt is not None else None)
-
-
-def _resume_setup(file, config_path, sets, run_dir):
-    """Checkpoint, config and text to continue run_dir exactly; refuses what would not."""
-    from .checkpoint import load_checkpoint
-    from .config import ConfigError, as_dict, load_config
-    from .data import BUILTIN_SOURCE, DataError, file_sha256, load_corpus, open_cached
-    from .train import SAFE_TO_CHANGE
-
-    last = run_dir / "last.npz"
-    if not last.is_file():
-        raise DataError(f"{run_dir}: no last.npz to resume from")
-    ckpt = load_checkpoint(last)
-    base = as_dict(ckpt.model_cfg, ckpt.train_cfg)
-    model_cfg, train_cfg = load_config(config_path, sets, base=base)
-    new = as_dict(model_cfg, train_cfg)
-    changed = [key for key in new if new[key] != base[key]]
-    for key in changed:
-        if key not in SAFE_TO_CHANGE:
-            raise ConfigError(f"cannot resume {run_dir} with {key}={new[key]!r}: the run has "
-                              f"{key}={base[key]!r}, and only {', '.join(SAFE_TO_CHANGE)} may "
-                              "change on resume (start a new run with --init-from instead)", key)
-    if train_cfg.max_iters <= ckpt.iteration:
-        raise ConfigError(f"{run_dir} is at iteration {ckpt.iteration} and max_iters is "
-                          f"{train_cfg.max_iters}: nothing to do; raise it with "
-                          "--set max_iters=N", "max_iters")
-    expected, recorded = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
-    if file is None and recorded != BUILTIN_SOURCE and not Path(recorded).is_file():
-        raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there; give "
-                        "the text as FILE")
-    path = file if file is not None else (None if recorded == BUILTIN_SOURCE else Path(recorded))
-    actual = file_sha256(path)
-    if actual != expected:
-        raise DataError(f"{path or BUILTIN_SOURCE}: not the text {run_dir} was trained on "
-                        f"(SHA-256 {actual[:16]}..., the run's is {expected[:16]}...); resume "
-                        f"with that text, or start a new run with --init-from {run_dir}")
-    cache = run_dir / "data.npy"
-    if cache.is_file():
-        corpus = open_cached(cache, ckpt.vocab, recorded, expected)
-    else:
-        corpus = load_corpus(path, cache, vocab=ckpt.vocab)
-    return model_cfg, train_cfg, corpus, ckpt, changed
-
-
-def _dry_run_text(corpus, r):
+def _dry_run_text(r):
     minutes = lambda s: f"{s / 60:.1f} min" if s >= 60 else f"{s:.1f} s"  # noqa: E731
-    lines = [f"text: {corpus.source}" + "".join(f" ({note})" for note in r["notes"]),
+    lines = [f"text: {r['text']}" + "".join(f" ({note})" for note in r["notes"]),
              f"parameters: {r['num_params']:,} (vocabulary {r['vocab_size']})",
              f"characters: {r['train_chars']:,} training, {r['val_chars']:,} validation; "
              f"{r['chars_per_param']:.2f} training characters per parameter",
@@ -229,24 +153,6 @@ def _dry_run_text(corpus, r):
              f"{minutes(r['seconds_per_pass'])} per pass, {minutes(r['seconds_for_max_iters'])} "
              f"for max_iters={r['config']['max_iters']}"]
     return "\n".join(lines)
-
-
-def _make_run_dir(out):
-    """Create the run directory (refusing one that holds a run); True if it did not exist."""
-    from .data import DataError
-
-    created = not out.exists()
-    if (out / "last.npz").exists() or (out / "best.npz").exists():
-        raise DataError(f"{out}: already holds a run; choose another --out, or continue it "
-                        f"with --resume {out}")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise DataError(f"{out}: cannot write the run directory: {e.strerror}") from None
-    return created
 
 
 @cli.command()
@@ -295,8 +201,9 @@ def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_
     import numpy as np
 
     from .checkpoint import CheckpointError
-    from .data import DataError, format_chars
-    from .sample import SampleConfig, generate_samples, prepare_seed, replacement_char
+    from .data import DataError, format_chars, read_text_or_stdin
+    from .sample import (SampleConfig, default_seed, generate_samples, prepare_seed,
+                         replacement_char)
 
     if seed_text is not None and seed_file is not None:
         raise click.UsageError("--seed and --seed-file cannot be used together")
@@ -306,9 +213,9 @@ def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_
     try:
         ckpt = _load(checkpoint)
         if seed_file is not None:
-            seed_text = _read_text_or_stdin(seed_file)
+            seed_text = read_text_or_stdin(seed_file).text
         elif seed_text is None:
-            seed_text = "\n" if "\n" in ckpt.vocab.stoi else ckpt.vocab.chars[0]
+            seed_text = default_seed(ckpt.vocab)
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
     try:
@@ -363,15 +270,6 @@ def _flushing(stream):
     return write
 
 
-def _read_text_or_stdin(path):
-    """The text of a UTF-8 file, or of stdin for '-' (a DataError if unusable)."""
-    from .data import decode_bytes, read_text
-
-    if str(path) == "-":
-        return decode_bytes(sys.stdin.buffer.read(), "<stdin>").text
-    return read_text(path).text
-
-
 def _quiet_broken_pipe():
     """The reader went away (e.g. `| head`): not an error. Point stdout at devnull so that the
     interpreter's final flush does not complain, and exit 0."""
@@ -406,7 +304,7 @@ def eval_command(files, checkpoint, unk, worst, per_char, as_json):
         charrnn eval a.txt b.txt --worst 10 --per-char scores.tsv
     """
     from .checkpoint import CheckpointError
-    from .data import DataError
+    from .data import DataError, read_text_or_stdin
     from .evaluate import score_text, total_summary, worst as find_worst
     from .parallel import Shards
 
@@ -419,7 +317,7 @@ def eval_command(files, checkpoint, unk, worst, per_char, as_json):
         scored = []
         with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
             for path, name in zip(files, names):
-                text = _read_text_or_stdin(path)
+                text = read_text_or_stdin(path).text
                 try:
                     scored.append(score_text(ckpt, text, unk, shards))
                 except DataError as e:

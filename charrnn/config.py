@@ -150,9 +150,10 @@ def read_yaml(path):
     return raw
 
 
-def load_config(path=None, sets=(), base=None):
+def load_config(path=None, sets=(), base=None, overrides=None):
     """Resolve (ModelConfig, TrainConfig): defaults (or base, a dict of resolved values)
-    < the YAML file at path < sets, a sequence of 'key=value' strings."""
+    < the YAML file at path < sets, a sequence of 'key=value' strings < overrides, a dict of
+    key -> value (the Python API's keyword arguments, typed like YAML values)."""
     values = dict(base or {})
     sources = {key: "defaults" for key in values}
     if path is not None:
@@ -166,6 +167,11 @@ def load_config(path=None, sets=(), base=None):
         key, value = _parse_set(item)
         values[key] = value
         sources[key] = "--set"
+    for key, value in (overrides or {}).items():
+        if key not in FIELDS:
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(FIELDS)}", key)
+        values[key] = _check_type(key, value, "argument")
+        sources[key] = "argument"
     model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
     try:
         return (ModelConfig(**{k: v for k, v in values.items() if k in model_keys}),

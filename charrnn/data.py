@@ -13,6 +13,8 @@ import hashlib
 import importlib.util
 import io
 import os
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +101,13 @@ def read_text(path):
     except PermissionError:
         raise DataError(f"{path}: permission denied") from None
     return decode_bytes(raw, str(path))
+
+
+def read_text_or_stdin(path):
+    """read_text, or the same for the bytes on stdin when path is '-'."""
+    if str(path) == "-":
+        return decode_bytes(sys.stdin.buffer.read(), "<stdin>")
+    return read_text(path)
 
 
 def decode_bytes(raw, source):
@@ -296,21 +305,31 @@ def load_corpus(path=None, cache=None, vocab=None):
     lut = np.zeros(MAX_CODE_POINT, dtype=dtype)
     lut[vocab.code_points()] = np.arange(len(vocab))
     table = lut[:256].tobytes() if dtype == np.uint8 else None
-    if cache is not None:   # written under a temporary name, renamed when whole (crash-safe)
-        cache = Path(cache)
-        partial = cache.with_name(f".{cache.name}.tmp")
-        ids = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n,))
-    else:
+    if cache is None:
         ids = np.empty(n, dtype=dtype)
+        _encode_into(ids, reader, lut, table)
+        return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
+    # written under a temporary name of its own, renamed when whole: a crash leaves no torn file,
+    # and a file another process has mapped is never written over (it keeps the old inode)
+    cache = Path(cache)
+    fd, partial = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ids = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n,))
+        _encode_into(ids, reader, lut, table)
+        ids.flush()
+        os.replace(partial, cache)   # the mapping follows the file: ids stays valid
+    finally:
+        Path(partial).unlink(missing_ok=True)
+    return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
+
+
+def _encode_into(ids, reader, lut, table):
     pos = 0
     for text in reader.chunks(digest=False):
         chunk = _encode_chunk(text, lut, table)
         ids[pos:pos + len(chunk)] = chunk
         pos += len(chunk)
-    if cache is not None:
-        ids.flush()
-        os.replace(partial, cache)   # the mapping follows the file: ids stays valid
-    return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
 
 
 def corpus_from_text(text, source="text"):

@@ -18,7 +18,7 @@ import numpy as np
 from .data import DataError, format_chars
 from .layers import log_softmax
 from .model import forward, zero_state
-from .parallel import Shards, shard_bounds
+from .parallel import InTurn, shard_bounds
 
 EVAL_STREAMS = 64     # parallel segments, at most
 MIN_SEGMENT = 1024    # characters per segment, at least (fewer segments for short texts)
@@ -66,7 +66,7 @@ def _segment_scores(params, cell, inputs, targets, seq_length, out=None):
 
 def _scores(params, cell, ids, streams, seq_length, shards, out=None):
     """_segment_scores over the segmented text, in shards of segments when shards is given."""
-    shards = shards if shards is not None else Shards(1)
+    shards = shards if shards is not None else InTurn()
     inputs, targets = _segments(ids, streams)
     bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.threads)
     jobs = [functools.partial(_segment_scores, params, cell, inputs[lo:hi], targets[lo:hi],

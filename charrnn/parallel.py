@@ -20,30 +20,30 @@ reused by the others, so the shards' arenas would each hold their own peak (C3 i
 M_ARENA_MAX), before any other thread is started (train makes its Shards before tqdm starts its
 monitor thread): C3 then peaks at about 341 MB, the rest being the shards' second set of gradients.
 
-The numbers depend on `threads` and N only (how many shards, which streams, the order of the sums),
-never on where they run: without that OpenBLAS call (another BLAS, an older OpenBLAS), or with one
-core to run on, the shards run one after the other in the calling thread, and give the same
-results, without the speed-up.
+How many cores a process computes on at a given moment (its `threads`, its CPUs, the BLAS
+environment variables and its share among the charrnn processes on the host) is cores.py's
+business. The numbers depend on `threads` and N only (how many shards, which streams, the order of
+the sums), never on where they run: with one core to run on (or without that OpenBLAS call:
+another BLAS, an older OpenBLAS), the shards run one after the other in the calling thread, with
+one BLAS thread, and give the same results, without the speed-up.
 """
 
 import contextvars
 import ctypes
 import functools
-import glob
-import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import model
+from .cores import CoreShare, blas_local_threads, blas_threads, set_blas_threads
 
 # a shard's state block, streams x hidden units, is at least this many floats: below it the Python
 # work of each ufunc call, which holds the GIL, outweighs the second core (scripts/bench.py, this
 # machine: C1, 16 x 128 per shard, was 0-20 % slower in two shards; C2, 25 x 256, 5-20 % faster)
 MIN_SHARD_FLOATS = 4096
 M_ARENA_MAX = -8        # glibc's mallopt parameter number (malloc.h)
-_LOCAL_THREADS_SYMBOLS = ("openblas_set_num_threads_local",
-                          "scipy_openblas_set_num_threads_local64_")
 
 
 def shard_bounds(batch_size, hidden_size, threads):
@@ -52,33 +52,6 @@ def shard_bounds(batch_size, hidden_size, threads):
     k = max(1, min(threads, batch_size, batch_size * hidden_size // MIN_SHARD_FLOATS))
     edges = [batch_size * i // k for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
-
-
-@functools.cache
-def blas_local_threads():
-    """OpenBLAS's per-thread thread-count setter, as a Python callable taking an int, or None.
-
-    Looked for in the shared libraries this process has loaded (numpy's own OpenBLAS among them),
-    then in numpy's wheel directory."""
-    candidates = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            candidates += [line.split(None, 5)[-1].strip() for line in maps if "blas" in line]
-    except OSError:
-        pass
-    numpy_libs = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
-    candidates += glob.glob(os.path.join(numpy_libs, "*openblas*"))
-    for path in dict.fromkeys(candidates):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _LOCAL_THREADS_SYMBOLS:
-            setter = getattr(lib, name, None)
-            if setter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-                return setter
-    return None
 
 
 @functools.cache
@@ -93,41 +66,63 @@ def one_malloc_arena():
     return mallopt(M_ARENA_MAX, 1) == 1
 
 
-def _cores():
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 class Shards:
-    """Worker threads for up to `threads` shards of a chunk; use as a context manager (or call
-    close()). threads = 1, or no per-thread OpenBLAS setting: shards run in the calling thread."""
+    """Runs the shards of a chunk on the cores this process may use now (cores.py), and sets
+    OpenBLAS's thread count to those cores for the products made outside the shards. Use as a
+    context manager (or call close()): it registers among this host's charrnn processes, and
+    puts OpenBLAS's thread count back as it found it when it ends.
+
+    threads: the `threads` setting (how many shards a batch may be cut into, and the most cores
+    to use). Shards run at the same time, in worker threads with one OpenBLAS thread each, when
+    this process may use two cores or more and OpenBLAS has its per-thread setting; else in turn,
+    in the calling thread: the same numbers either way."""
 
     def __init__(self, threads):
         self.threads = threads
-        # one core (e.g. taskset): shards in turn, the same numbers without the threads' overhead
-        self.setter = setter = (blas_local_threads() if threads > 1 and _cores() > 1 else None)
+        self.share = CoreShare(threads)
+        self.setter = setter = blas_local_threads() if self.share.limit > 1 else None
         if setter is not None:
             one_malloc_arena()
-        self.pool = (ThreadPoolExecutor(threads, thread_name_prefix="charrnn-shard",
+        self.pool = (ThreadPoolExecutor(self.share.limit, thread_name_prefix="charrnn-shard",
                                         initializer=setter, initargs=(1,))
                      if setter is not None else None)
+        self._blas_before = blas_threads()
+        self.cores = None
+        self.update()
+
+    def update(self):
+        """Look again at the cores this process may use (at most once a second, cores.py) and
+        set OpenBLAS's thread count to them. Cheap: call it once per iteration."""
+        if self.share is None:           # closed
+            return self.cores
+        cores = self.share.cores()
+        if cores != self.cores:
+            self.cores = cores
+            set_blas_threads(cores)
+        return cores
 
     @property
     def parallel(self):
-        return self.pool is not None
+        """Whether shards run at the same time now."""
+        return self.pool is not None and self.cores > 1
 
     def map(self, jobs):
         """Results of calling each job (no arguments), in order."""
-        if self.pool is None or len(jobs) == 1:
+        self.update()
+        if not self.parallel or len(jobs) == 1:
             return [job() for job in jobs]
         # numpy's bundled OpenBLAS 0.3.31 applies the "local" setting to every thread, so it is
-        # also made here and undone after the shards: the caller's own products keep all threads
+        # also made here and undone after the shards: the caller's own products keep their cores
         before = self.setter(1)
+        running = threading.BoundedSemaphore(self.cores)   # at most `cores` shards at a time
+
+        def limited(job):
+            with running:
+                return job()
         try:
             # each job in a copy of the caller's context: its np.errstate (a context variable)
-            futures = [self.pool.submit(contextvars.copy_context().run, job) for job in jobs]
+            futures = [self.pool.submit(contextvars.copy_context().run, limited, job)
+                       for job in jobs]
             return [f.result() for f in futures]
         finally:
             self.setter(before)
@@ -136,12 +131,28 @@ class Shards:
         if self.pool is not None:
             self.pool.shutdown()
             self.pool = None
+        if self.share is not None:
+            self.share.close()
+            self.share = None
+            set_blas_threads(self._blas_before)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close()
+
+
+class InTurn:
+    """Shards' interface for callers that give none: one thread, the jobs in turn."""
+    threads = 1
+    parallel = False
+
+    def update(self):
+        return 1
+
+    def map(self, jobs):
+        return [job() for job in jobs]
 
 
 def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, shards=None):

@@ -370,6 +370,11 @@ def prepare_seed(vocab, seed_text, unk="error"):
     return seed_text, missing
 
 
+def default_seed(vocab):
+    """The seed when none is given: a newline if the model knows one, else its first character."""
+    return "\n" if "\n" in vocab.stoi else vocab.chars[0]
+
+
 def replacement_char(vocab):
     """What --unk replace puts in place of an unknown seed character: a space if the model knows
     one, else its first character."""
@@ -388,18 +393,19 @@ def generate_samples(ckpt, seed_text, cfg, rng=None, logprobs=False, on_char=Non
     stream it). Returns a list of Sample. The same rng state and cfg give the same samples.
     """
     H = ckpt.params["Wh"].shape[1]
-    bounds = shard_bounds(cfg.num_samples, H, ckpt.train_cfg.threads)
-    if len(bounds) == 1:
-        return _collect(ckpt, seed_text, cfg, rng, logprobs, on_char)
-    rng = rng if rng is not None else np.random.default_rng()
-    seeds = rng.integers(0, 2**63 - 1, len(bounds))
-    cancel = threading.Event()   # set when this call ends early (an error, Ctrl-C): shards stop
-    jobs = [functools.partial(_collect, ckpt, seed_text,
-                              dataclasses.replace(cfg, num_samples=hi - lo),
-                              np.random.default_rng(seed), logprobs,
-                              on_char if lo == 0 else None, cancel)
-            for (lo, hi), seed in zip(bounds, seeds)]
-    with Shards(len(bounds)) as shards:
+    threads = ckpt.train_cfg.threads
+    bounds = shard_bounds(cfg.num_samples, H, threads)
+    with Shards(threads) as shards:   # also sets OpenBLAS's threads for batch 1 (cores.py)
+        if len(bounds) == 1:
+            return _collect(ckpt, seed_text, cfg, rng, logprobs, on_char)
+        rng = rng if rng is not None else np.random.default_rng()
+        seeds = rng.integers(0, 2**63 - 1, len(bounds))
+        cancel = threading.Event()   # set when this call ends early (an error, Ctrl-C): shards stop
+        jobs = [functools.partial(_collect, ckpt, seed_text,
+                                  dataclasses.replace(cfg, num_samples=hi - lo),
+                                  np.random.default_rng(seed), logprobs,
+                                  on_char if lo == 0 else None, cancel)
+                for (lo, hi), seed in zip(bounds, seeds)]
         try:
             return [sample for part in shards.map(jobs) for sample in part]
         finally:

@@ -2,21 +2,25 @@
 
 A run directory holds last.npz (the latest state, for resuming), best.npz (the lowest validation
 loss so far), metrics.jsonl (one JSON object per evaluation) and data.npy (the text's ids, cached
-for resuming). Checkpoints are written at each evaluation, every eval_every iterations and at the
-end, and when SIGINT or SIGTERM arrives.
+for resuming); runs.py makes and owns it. Checkpoints are written at each evaluation, every
+eval_every iterations and at the end, and when SIGINT or SIGTERM arrives.
 
 Everything that decides what iteration k does (the chunk of data, the learning rate, whether the
 hidden state is reset) is derived from k, and the RNG state and carried hidden state are saved, so
 a run continued from last.npz ends with the same parameters, bit for bit, as one never stopped.
 
-Divergence: a non-finite loss or gradient is never applied and never saved. Training rolls back
-to the state of the last checkpoint, halves the learning rate and goes on; the fourth divergence
-without a checkpoint in between stops it with a TrainingError.
+Divergence: a training or validation loss that is not finite or is above
+DIVERGENCE_FACTOR * ln V nats per character (twice what a uniform guess over the V characters
+scores; a model that bad has blown up, and no training step gets there honestly), or a gradient
+that is not finite, is never applied and never saved. Training rolls back to the state of the
+last checkpoint, halves the learning rate and goes on; the fourth divergence without a checkpoint
+in between stops it with a TrainingError.
 """
 
 import copy
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -35,7 +39,7 @@ from .optim import FlatOptimizer, init_state, learning_rate_at
 from .parallel import Shards, loss_and_grads
 
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
-SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads")  # on resume
+DIVERGENCE_FACTOR = 2.0       # a loss above this many times ln V nats/char is a divergence
 
 
 class TrainingError(RuntimeError):
@@ -74,21 +78,6 @@ class _SignalFlag:
             signal.signal(sig, handler)
 
 
-def _roll_back(run, good, rollbacks, what, say):
-    """Divergence policy: restore the last checkpoint's state and halve the learning rate, or,
-    after MAX_ROLLBACKS of them in a row, stop. Returns the new count of rollbacks in a row."""
-    if rollbacks >= MAX_ROLLBACKS:
-        raise TrainingError(
-            f"training diverged ({what}) {MAX_ROLLBACKS} times in a row after rolling back and "
-            f"halving the learning rate (now x{run.info['lr_scale']:g}); lower learning_rate or "
-            "grad_clip. The run directory keeps its last good checkpoint, if any")
-    run.restore(good)
-    run.info["lr_scale"] *= 0.5
-    say(f"warning: {what}: rolled back to iteration {run.iteration} and halved the "
-        f"learning rate (now x{run.info['lr_scale']:g})")
-    return rollbacks + 1
-
-
 def prepare_data(corpus, val_frac, batch_size, seq_length):
     """Training batches and validation ids for a Corpus; DataError if unusable."""
     if len(corpus.vocab) < 2:
@@ -122,7 +111,7 @@ class _Run:
 
     def restore(self, snap):
         params, optim_state, rng_state, hidden, self.iteration = copy.deepcopy(snap)
-        for name in self.params:           # in place: the loop holds these dicts
+        for name in self.params:           # in place: the optimizer holds views of these
             self.params[name][...] = params[name]
         for name in self.optim_state:
             self.optim_state[name][...] = optim_state[name]
@@ -130,9 +119,215 @@ class _Run:
         self.hidden = hidden
 
 
+def divergence_bound(vocab_size):
+    """The loss in nats per character above which training has diverged: DIVERGENCE_FACTOR times
+    that of a uniform guess, ln V."""
+    return DIVERGENCE_FACTOR * math.log(vocab_size)
+
+
+def _append_line(path, line):
+    """Append one whole line with a single write, so that readers never see half of it."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, (line + "\n").encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+class _Training:
+    """One run of the training loop in train(), step by step: set up or resume, one iteration,
+    evaluate and save, roll back on divergence, summarize."""
+
+    def __init__(self, corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from, log):
+        self.corpus, self.model_cfg, self.cfg = corpus, model_cfg, train_cfg
+        self.cell, self.L, self.H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
+        self.batches, self.val_ids = prepare_data(corpus, train_cfg.val_frac,
+                                                  train_cfg.batch_size, train_cfg.seq_length)
+        self.out_dir, self.log, self.resumed = Path(out_dir), log, resume is not None
+        self.bound = divergence_bound(len(corpus.vocab))
+        rng = np.random.default_rng(rng_seed)
+        if resume is not None:
+            self.run = _Run(resume.params, resume.optim_state, rng, resume.hidden_state,
+                            resume.iteration, dict(resume.info))
+            rng.bit_generator.state = resume.rng_state
+        else:
+            params = (init_from.params if init_from is not None
+                      else init_params(self.cell, len(corpus.vocab), self.H, self.L, rng))
+            self.run = _Run(params, init_state(train_cfg.optimizer, params, train_cfg.momentum),
+                            rng, self._zero_state(), 0,
+                            {"data_sha256": corpus.sha256, "data_source": corpus.source,
+                             "best_val_loss": None, "best_iteration": None, "seconds": 0.0,
+                             "rng_seed": rng_seed, "lr_scale": 1.0})
+        # params and optimizer state become views of flat buffers (restores stay in place)
+        self.optimizer = FlatOptimizer(train_cfg.optimizer, self.run.params,
+                                       self.run.optim_state, train_cfg.momentum)
+        self.start_iteration = self.run.iteration
+        self.best = self.run.info["best_val_loss"]
+        self.best = math.inf if self.best is None else self.best
+        self.good = self.run.snapshot()    # the state of the last checkpoint, to roll back to
+        self.rollbacks = 0                 # in a row, since the last checkpoint
+        self.losses = []                   # training losses since the last evaluation
+        self.first_loss = self.loss = self.smooth = None
+        self.lr = None
+        self.started = time.perf_counter()
+        self.seconds_before = self.run.info["seconds"]
+        self.bar = None
+
+    def _zero_state(self):
+        return zero_state(self.cell, self.L, self.cfg.batch_size, self.H)
+
+    def seconds(self):
+        """Training seconds of the whole run, earlier sessions included."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def say(self, line):
+        if self.bar is not None:
+            with tqdm.external_write_mode(file=sys.stderr):
+                self.log(line)
+        else:
+            self.log(line)
+
+    def announce(self, changed, init_from):
+        for note in self.corpus.notes:
+            self.say(f"note: {self.corpus.source}: {note}")
+        if self.resumed:
+            self.say(f"resuming {self.out_dir} at iteration {self.run.iteration}"
+                     + (f"; changed: {', '.join(changed)}" if changed else ""))
+        if init_from:
+            self.say("starting from the weights of the --init-from checkpoint")
+        b = self.batches
+        self.say(f"{self.cell} {self.L}x{self.H}, {num_params(self.run.params):,} parameters, "
+                 f"vocabulary {len(self.corpus.vocab)}; {b.inputs.size:,} training and "
+                 f"{len(self.val_ids):,} validation characters, {b.per_pass:,} iterations per "
+                 f"pass; run directory {self.out_dir}")
+
+    def checkpoint(self):
+        run = self.run
+        return Checkpoint(params=run.params, vocab=self.corpus.vocab, model_cfg=self.model_cfg,
+                          train_cfg=self.cfg, iteration=run.iteration,
+                          optim_state=run.optim_state, rng_state=run.rng.bit_generator.state,
+                          hidden_state=run.hidden, info=dict(run.info))
+
+    def step(self, shards):
+        """One iteration: the next chunk's loss and gradients, clipped, then the update. Returns
+        False if it diverged instead (and was rolled back)."""
+        run, cfg = self.run, self.cfg
+        inputs, targets, new_pass = self.batches.chunk(run.iteration)
+        if new_pass:
+            run.hidden = self._zero_state()
+        loss, grads, hidden = loss_and_grads(run.params, self.cell, inputs, targets, run.hidden,
+                                             self.model_cfg.dropout, run.rng, shards)
+        norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
+        if not (math.isfinite(loss) and math.isfinite(norm)) or loss > self.bound:
+            what = (f"gradient norm {norm}" if math.isfinite(loss) and not math.isfinite(norm)
+                    else f"loss {loss:.6g}")
+            self.roll_back(f"{what} at iteration {run.iteration + 1}{self._beyond(loss)}")
+            return False
+        run.hidden = hidden
+        self.lr = run.info["lr_scale"] * learning_rate_at(cfg.learning_rate, cfg.lr_decay,
+                                                          run.iteration, self.batches.per_pass)
+        self.optimizer.step(grads, self.lr, run.iteration + 1)
+        run.iteration += 1
+        self.losses.append(loss)
+        self.loss = loss
+        self.first_loss = loss if self.first_loss is None else self.first_loss
+        self.smooth = loss if self.smooth is None else 0.98 * self.smooth + 0.02 * loss
+        return True
+
+    def _beyond(self, loss):
+        """How a finite loss above the bound is described in a divergence warning."""
+        if not math.isfinite(loss) or loss <= self.bound:
+            return ""
+        return f", above {DIVERGENCE_FACTOR:g} ln V = {self.bound:.3g} nats/char"
+
+    def evaluation_due(self):
+        i = self.run.iteration
+        return i % self.cfg.eval_every == 0 or i == self.cfg.max_iters
+
+    def evaluate_and_save(self, shards):
+        """Score the validation text; a finite model within the bound is written to last.npz
+        (best.npz too if it is the best yet) and becomes the state to roll back to; else roll
+        back. Returns False if it rolled back."""
+        run = self.run
+        val_total, val_n = evaluate.score_ids(run.params, self.cell, self.val_ids, shards=shards)
+        val_loss = val_total / val_n
+        if not (math.isfinite(val_loss) and val_loss <= self.bound
+                and all(np.isfinite(p).all() for p in run.params.values())):
+            # the update itself overflowed or blew the model up: the same policy as for a loss
+            self.losses = []
+            self.roll_back(f"validation loss {val_loss:.6g} at iteration {run.iteration}"
+                           f"{self._beyond(val_loss)}")
+            return False
+        record = {"iteration": run.iteration, "train_loss": float(np.mean(self.losses)),
+                  "val_loss": val_loss, "learning_rate": self.lr,
+                  "seconds": round(self.seconds(), 3)}
+        self.losses = []
+        _append_line(self.out_dir / "metrics.jsonl", json.dumps(record))
+        run.info["seconds"] = record["seconds"]
+        improved = val_loss < self.best
+        if improved:
+            self.best = val_loss
+            run.info["best_val_loss"], run.info["best_iteration"] = val_loss, run.iteration
+        ckpt = self.checkpoint()
+        save_checkpoint(self.out_dir / "last.npz", ckpt)
+        if improved:
+            save_checkpoint(self.out_dir / "best.npz", ckpt)
+        self.good, self.rollbacks = run.snapshot(), 0
+        self.say(f"iter {run.iteration}/{self.cfg.max_iters}  train {record['train_loss']:.4f}  "
+                 f"val {val_loss:.4f}{'  (best)' if improved else ''}  {record['seconds']:.0f}s")
+        return True
+
+    def roll_back(self, what):
+        """The divergence policy: restore the last checkpoint's state and halve the learning
+        rate, or, after MAX_ROLLBACKS of them in a row, stop with a TrainingError."""
+        info = self.run.info
+        if self.rollbacks >= MAX_ROLLBACKS:
+            raise TrainingError(
+                f"training diverged ({what}) {MAX_ROLLBACKS} times in a row after rolling back "
+                f"and halving the learning rate (now x{info['lr_scale']:g}); lower "
+                "learning_rate or grad_clip. The run directory keeps its last good checkpoint, "
+                "if any")
+        self.run.restore(self.good)
+        info["lr_scale"] *= 0.5
+        self.rollbacks += 1
+        self.say(f"warning: {what}: rolled back to iteration {self.run.iteration} and halved "
+                 f"the learning rate (now x{info['lr_scale']:g})")
+
+    def interrupt(self, signum):
+        """Write last.npz as it is now and raise Interrupted."""
+        self.run.info["seconds"] = self.seconds()
+        path = self.out_dir / "last.npz"
+        save_checkpoint(path, self.checkpoint())
+        raise Interrupted(signum, path, self.run.iteration)
+
+    def summary(self, changed):
+        run, info = self.run, self.run.info
+        seconds = time.perf_counter() - self.started
+        done = run.iteration - self.start_iteration
+        chars = done * self.cfg.batch_size * self.cfg.seq_length
+        return {
+            "run_dir": str(self.out_dir),
+            "iterations": run.iteration,
+            "resumed_from": self.start_iteration if self.resumed else None,
+            "changed": list(changed),
+            "best_val_loss": info["best_val_loss"],
+            "best_iteration": info["best_iteration"],
+            "initial_train_loss": self.first_loss,   # per character, this session's first chunk
+            "final_train_loss": self.loss,           # per character, the last chunk
+            "seconds": round(seconds, 3),
+            "chars_per_second": round(chars / seconds, 1) if seconds > 0 else None,
+            "num_params": num_params(run.params),
+            "vocab_size": len(self.corpus.vocab),
+            "lr_scale": info["lr_scale"],
+            "config": as_dict(self.model_cfg, self.cfg),
+            "notes": list(self.corpus.notes),
+        }
+
+
 def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, log=None,
           resume=None, init_from=None, changed=()):
-    """Train on corpus (a data.Corpus) and write the run to out_dir.
+    """Train on corpus (a data.Corpus) and write the run to out_dir (made and owned by the
+    caller: runs.py).
 
     resume: a Checkpoint to continue (same corpus and compatible config, checked by the caller).
     init_from: a Checkpoint whose weights start a new run (fine-tuning).
@@ -140,147 +335,36 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     log: a function taking one line of text (evaluations, notes), or None.
     Returns the summary dict (also what `train --json` prints).
     """
-    log = log or (lambda line: None)
-    cell, L, H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
-    tc = train_cfg
-    batches, val_ids = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length)
-    out_dir = Path(out_dir)
-    rng = np.random.default_rng(rng_seed)
-    if resume is not None:
-        run = _Run(resume.params, resume.optim_state, rng, resume.hidden_state, resume.iteration,
-                   dict(resume.info))
-        rng.bit_generator.state = resume.rng_state
-    else:
-        params = (init_from.params if init_from is not None
-                  else init_params(cell, len(corpus.vocab), H, L, rng))
-        run = _Run(params, init_state(tc.optimizer, params, tc.momentum), rng,
-                   zero_state(cell, L, tc.batch_size, H), 0,
-                   {"data_sha256": corpus.sha256, "data_source": corpus.source,
-                    "best_val_loss": None, "best_iteration": None, "seconds": 0.0,
-                    "rng_seed": rng_seed, "lr_scale": 1.0})
-    # params and optimizer state become views of flat buffers (restores stay in place)
-    optimizer = FlatOptimizer(tc.optimizer, run.params, run.optim_state, tc.momentum)
-    info = run.info
-    start_iteration = run.iteration
-    chars_per_iter = tc.batch_size * tc.seq_length
-
-    def checkpoint():
-        return Checkpoint(params=run.params, vocab=corpus.vocab, model_cfg=model_cfg,
-                          train_cfg=train_cfg, iteration=run.iteration,
-                          optim_state=run.optim_state, rng_state=run.rng.bit_generator.state,
-                          hidden_state=run.hidden, info=dict(info))
-
-    for note in corpus.notes:
-        log(f"note: {corpus.source}: {note}")
-    if resume is not None:
-        log(f"resuming {out_dir} at iteration {run.iteration}"
-            + (f"; changed: {', '.join(changed)}" if changed else ""))
-    if init_from is not None:
-        log("starting from the weights of the --init-from checkpoint")
-    log(f"{cell} {L}x{H}, {num_params(run.params):,} parameters, vocabulary {len(corpus.vocab)}; "
-        f"{batches.inputs.size:,} training and {len(val_ids):,} validation characters, "
-        f"{batches.per_pass:,} iterations per pass; run directory {out_dir}")
-    metrics_path = out_dir / "metrics.jsonl"
-    best = info["best_val_loss"] if info["best_val_loss"] is not None else math.inf
-    losses = []
-    started = time.perf_counter()
-    seconds_before = info["seconds"]
-    smooth = first_loss = loss = None
-    good = run.snapshot()        # the state of the last checkpoint, to roll back to
-    rollbacks = 0
+    # set up a new run, or resume one, and say what it is
+    t = _Training(corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from,
+                  log or (lambda line: None))
+    t.announce(changed, init_from is not None)
     # made before tqdm starts its monitor thread, which would take a malloc arena of its own
-    shards = Shards(tc.threads)
-    bar = tqdm(total=tc.max_iters, initial=run.iteration, desc="train", unit="it",
-               file=sys.stderr, dynamic_ncols=True, disable=None if progress else True)
-
-    def say(line):
-        with tqdm.external_write_mode(file=sys.stderr):
-            log(line)
-
-    # overflow and NaN are not warnings here: the divergence policy below deals with them
+    shards = Shards(train_cfg.threads)
+    t.bar = bar = tqdm(total=train_cfg.max_iters, initial=t.run.iteration, desc="train",
+                       unit="it", file=sys.stderr, dynamic_ncols=True,
+                       disable=None if progress else True)
+    chars_per_iter = train_cfg.batch_size * train_cfg.seq_length
+    # overflow and NaN are not warnings here: the divergence policy deals with them
     with shards, bar, _SignalFlag() as stop, \
             np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        while run.iteration < tc.max_iters:
+        while t.run.iteration < train_cfg.max_iters:
+            # stop between two iterations on SIGINT or SIGTERM, with last.npz written
             if stop.signum is not None:
-                info["seconds"] = seconds_before + time.perf_counter() - started
-                path = out_dir / "last.npz"
-                save_checkpoint(path, checkpoint())
-                raise Interrupted(stop.signum, path, run.iteration)
-            inputs, targets, new_pass = batches.chunk(run.iteration)
-            if new_pass:
-                run.hidden = zero_state(cell, L, tc.batch_size, H)
-            loss, grads, hidden = loss_and_grads(run.params, cell, inputs, targets, run.hidden,
-                                                 model_cfg.dropout, run.rng, shards)
-            norm = clip_grads(grads, tc.grad_clip, tc.clip_mode)
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                what = f"loss {loss}" if not math.isfinite(loss) else f"gradient norm {norm}"
-                rollbacks = _roll_back(run, good, rollbacks, f"{what} at iteration "
-                                       f"{run.iteration + 1}", say)
-                bar.n = run.iteration
-                continue
-            run.hidden = hidden
-            lr = info["lr_scale"] * learning_rate_at(tc.learning_rate, tc.lr_decay,
-                                                     run.iteration, batches.per_pass)
-            optimizer.step(grads, lr, run.iteration + 1)
-            run.iteration += 1
-            losses.append(loss)
-            if first_loss is None:
-                first_loss = loss
-            smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
-            elapsed = time.perf_counter() - started
-            done_here = run.iteration - start_iteration
-            bar.set_postfix_str(f"loss {smooth:.3f}, {done_here * chars_per_iter / elapsed:,.0f} "
-                                "chars/s", refresh=False)
-            bar.update(1)
-            if run.iteration % tc.eval_every and run.iteration != tc.max_iters:
-                continue
-            val_total, val_n = evaluate.score_ids(run.params, cell, val_ids, shards=shards)
-            val_loss = val_total / val_n
-            finite = math.isfinite(val_loss) and all(
-                np.isfinite(p).all() for p in run.params.values())
-            if not finite:      # the update itself overflowed: same policy as a NaN loss
-                losses = []
-                rollbacks = _roll_back(run, good, rollbacks, f"validation loss {val_loss} at "
-                                       f"iteration {run.iteration}", say)
-                bar.n = run.iteration
-                continue
-            record = {"iteration": run.iteration, "train_loss": float(np.mean(losses)),
-                      "val_loss": val_loss, "learning_rate": lr,
-                      "seconds": round(seconds_before + time.perf_counter() - started, 3)}
-            losses = []
-            with open(metrics_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-            info["seconds"] = record["seconds"]
-            improved = val_loss < best
-            if improved:
-                best = val_loss
-                info["best_val_loss"], info["best_iteration"] = val_loss, run.iteration
-            ckpt = checkpoint()
-            save_checkpoint(out_dir / "last.npz", ckpt)
-            if improved:
-                save_checkpoint(out_dir / "best.npz", ckpt)
-            good, rollbacks = run.snapshot(), 0
-            say(f"iter {run.iteration}/{tc.max_iters}  train {record['train_loss']:.4f}  "
-                f"val {val_loss:.4f}{'  (best)' if improved else ''}  {record['seconds']:.0f}s")
-    seconds = time.perf_counter() - started
-    done = run.iteration - start_iteration
-    return {
-        "run_dir": str(out_dir),
-        "iterations": run.iteration,
-        "resumed_from": start_iteration if resume is not None else None,
-        "changed": list(changed),
-        "best_val_loss": info["best_val_loss"],
-        "best_iteration": info["best_iteration"],
-        "initial_train_loss": first_loss,   # per character, this session's first chunk
-        "final_train_loss": loss,           # per character, the last chunk
-        "seconds": round(seconds, 3),
-        "chars_per_second": round(done * chars_per_iter / seconds, 1) if seconds > 0 else None,
-        "num_params": num_params(run.params),
-        "vocab_size": len(corpus.vocab),
-        "lr_scale": info["lr_scale"],
-        "config": as_dict(model_cfg, train_cfg),
-        "notes": list(corpus.notes),
-    }
+                t.interrupt(stop.signum)
+            # one iteration on the next chunk, on the cores this process may use now
+            shards.update()
+            if t.step(shards):
+                speed = ((t.run.iteration - t.start_iteration) * chars_per_iter
+                         / (time.perf_counter() - t.started))
+                bar.set_postfix_str(f"loss {t.smooth:.3f}, {speed:,.0f} chars/s", refresh=False)
+                bar.update(1)
+                if not t.evaluation_due():
+                    continue
+                # evaluate the loss on the validation text and write the checkpoints
+                t.evaluate_and_save(shards)
+            bar.n = t.run.iteration      # after a rollback, the bar goes back too
+    return t.summary(changed)
 
 
 def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
@@ -308,6 +392,7 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
     streams, seg = evaluate.segment_layout(len(val_ids))
     n_params = num_params(params)
     return {
+        "text": corpus.source,
         "num_params": n_params,
         "vocab_size": len(corpus.vocab),
         "train_chars": int(batches.inputs.size),

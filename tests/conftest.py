@@ -16,3 +16,24 @@ def shakespeare():
     if not SHAKESPEARE.is_file():
         pytest.skip(f"{SHAKESPEARE} not found")
     return SHAKESPEARE
+
+
+@pytest.fixture(autouse=True)
+def _private_peers(monkeypatch, tmp_path_factory):
+    """Each test's charrnn processes register among peers of their own (cores.py): runs of the
+    user's on this machine, or another test's leftovers, never change a test's core count."""
+    from charrnn import cores
+
+    directory = tmp_path_factory.mktemp("peers")
+    monkeypatch.setattr(cores, "peers_dir", lambda: directory)
+
+
+@pytest.fixture
+def cpus(monkeypatch):
+    """Set how many CPUs this process may run on, whatever this machine has: cpus(2)."""
+    from charrnn import cores
+
+    def set_cpus(n):
+        monkeypatch.setattr(cores, "available_cpus", lambda: n)
+        monkeypatch.setattr(cores, "env_threads", lambda environ=None: None)
+    return set_cpus

@@ -333,18 +333,19 @@ def test_resolve_errors(tmp_path):
     assert str(info.value) == f"{tmp_path / 'x.npz'}: no such checkpoint file or run directory"
 
 
-def test_latest_run_picks_the_most_recently_modified_run(tmp_path):
+def test_latest_run_is_the_run_whose_checkpoint_was_written_last(tmp_path):
     runs = tmp_path / "runs"
     for name, mtime, ckpt in [("a", 1000, "last.npz"), ("b", 3000, "best.npz"),
                               ("c", 2000, "last.npz"), ("d", 9000, None)]:
         (runs / name).mkdir(parents=True)
         if ckpt:
             (runs / name / ckpt).write_bytes(b"")
-        os.utime(runs / name, (mtime, mtime))
+            os.utime(runs / name / ckpt, (mtime, mtime))
+        os.utime(runs / name, (9000, 9000))     # a directory's own time does not count
     (runs / "notes.txt").write_text("a file, not a run")
     os.utime(runs / "notes.txt", (9999, 9999))
-    assert latest_run(runs) == runs / "b"  # d is newer but holds no checkpoint
-    os.utime(runs / "a", (5000, 5000))
+    assert latest_run(runs) == runs / "b"  # d holds no checkpoint
+    (runs / "a" / "best.npz").write_bytes(b"")          # a's best.npz is written now
     assert latest_run(runs) == runs / "a"
 
 

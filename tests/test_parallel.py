@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from charrnn import model, parallel
+from charrnn import cores, model, parallel
 from charrnn.parallel import Shards, loss_and_grads, shard_bounds
 
 H, T, V = 6, 5, 9
@@ -24,10 +24,11 @@ def _chunk(cell, N, rng, dtype=np.float64):
     return params, state, rng.integers(0, V, (N, T)), rng.integers(0, V, (N, T))
 
 
-def _sequential(threads):
-    """Shards that run one after the other in this thread, as without OpenBLAS's setter."""
+def _sequential(threads, cpus):
+    """Shards that run one after the other in this thread, as on a process with one core."""
+    cpus(1)
     shards = Shards(threads)
-    shards.close()
+    cpus(2)
     return shards
 
 
@@ -72,13 +73,17 @@ def test_shards_sum_to_the_whole_batch(cell, threads, rng, small_shards):
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_threads_and_sequential_shards_give_the_same_bits(cell, rng, small_shards):
+def test_threads_and_sequential_shards_give_the_same_bits(cell, rng, small_shards, cpus):
     """float32, with dropout (each shard's masks from a generator seeded by rng)."""
-    if not Shards(2).parallel:
+    if parallel.blas_local_threads() is None:
         pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
+    cpus(2)
     params, state, inputs, targets = _chunk(cell, 20, rng, np.float32)
     results = []
-    for shards in (Shards(2), _sequential(2)):
+    threaded = Shards(2)
+    assert threaded.parallel
+    for shards in (threaded, _sequential(2, cpus)):
+        assert shards.parallel is (shards is threaded)
         gen = np.random.default_rng(5)
         with shards:
             loss, grads, new_state = loss_and_grads(params, cell, inputs, targets, state, 0.3,
@@ -106,15 +111,30 @@ def test_one_shard_is_exactly_model_loss_and_grads(rng):
         np.testing.assert_array_equal(s_grads[name], grads[name])
 
 
-def test_the_callers_blas_threads_and_error_settings_are_kept():
-    setter = parallel.blas_local_threads()
-    if setter is None:
-        pytest.skip("no per-thread OpenBLAS setting here")
-    setter(2)
+def test_blas_threads_follow_the_cores_and_the_callers_are_put_back(cpus):
+    """Inside Shards, OpenBLAS uses the process's cores (here 2), and 1 thread in each shard;
+    after the shards it has the cores again, and the caller's own setting after the Shards."""
+    if parallel.blas_local_threads() is None or cores.blas_threads() is None:
+        pytest.skip("no OpenBLAS thread settings here")
+    cpus(2)
+    cores.set_blas_threads(1)
+    inside = []
+    with Shards(2) as shards:
+        assert cores.blas_threads() == 2
+        assert shards.map([lambda: 1, lambda: 2]) == [1, 2]
+        assert shards.map([lambda: inside.append(cores.blas_threads())] * 2) == [None, None]
+        assert inside == [1, 1]
+        assert cores.blas_threads() == 2
+    assert cores.blas_threads() == 1
+
+
+def test_the_callers_error_settings_hold_in_the_shards(cpus):
+    if parallel.blas_local_threads() is None:
+        pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
+    cpus(2)
     big = np.float32(3e38)
     with Shards(2) as shards:
-        assert shards.map([lambda: 1, lambda: 2]) == [1, 2]
-        assert setter(2) == 2          # the setting the caller had, back after the shards
+        assert shards.parallel
         with np.errstate(over="raise"):
             with pytest.raises(FloatingPointError):
                 shards.map([lambda: big * big, lambda: big * big])

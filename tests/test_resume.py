@@ -1,6 +1,7 @@
 """Training you can trust: exact resume, --init-from, interruptions, divergence, --dry-run."""
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -175,17 +176,95 @@ def test_a_nan_is_rolled_back_with_half_the_learning_rate(tmp_path, monkeypatch)
     assert all(np.isfinite(p).all() for p in ckpt.params.values())
 
 
-def test_persistent_divergence_stops_after_three_rollbacks(text_file, tmp_path):
+def _diverging_from(call, monkeypatch, loss=1.0e30):
+    """Make training diverge on purpose: from the call-th chunk on, every chunk's loss is `loss`
+    (finite by default: a model that blew up without a NaN)."""
+    real = train_module.loss_and_grads
+    calls = {"n": 0}
+
+    def diverging(*args, **kwargs):
+        calls["n"] += 1
+        got, grads, state = real(*args, **kwargs)
+        return (loss if calls["n"] >= call else got), grads, state
+
+    monkeypatch.setattr(train_module, "loss_and_grads", diverging)
+
+
+@pytest.mark.parametrize("loss", [1.0e30, float("inf")], ids=["finite", "inf"])
+def test_persistent_divergence_stops_after_three_rollbacks(text_file, tmp_path, monkeypatch,
+                                                           loss):
+    _diverging_from(6, monkeypatch, loss)
     run = tmp_path / "run"
-    result = invoke(["train", text_file, *_sets(*SMALL, "max_iters=30", "optimizer=sgd",
-                                                "learning_rate=1.0e30", "grad_clip=0.0"),
-                     "--out", run, "--rng-seed", "0"])
+    result = invoke(["train", text_file, *_sets(*SMALL, "max_iters=30"), "--out", run,
+                     "--rng-seed", "0"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr.count("rolled back to iteration") == 3
-    assert "Error: training diverged" in result.stderr
-    assert "3 times in a row after rolling back and halving the learning rate" in result.stderr
-    assert not (run / "best.npz").exists() or all(
-        np.isfinite(p).all() for p in load_checkpoint(run / "best.npz").params.values())
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    bound = 2 * math.log(len(set(TEXT)))
+    beyond = f", above 2 ln V = {bound:.3g} nats/char" if loss < float("inf") else ""
+    shown = f"{loss:.6g}"
+    # from the 6th chunk on: iteration 6, then (from iteration 4 again) iteration 5, each time
+    assert warnings == [f"warning: loss {shown} at iteration {i}{beyond}: rolled back to "
+                        f"iteration 4 and halved the learning rate (now x{scale})"
+                        for i, scale in ((6, "0.5"), (5, "0.25"), (5, "0.125"))]
+    assert result.stderr.endswith(
+        f"Error: training diverged (loss {shown} at iteration 5{beyond}) 3 times in a row after "
+        "rolling back and halving the learning rate (now x0.125); lower learning_rate or "
+        "grad_clip. The run directory keeps its last good checkpoint, if any\n")
+    best = load_checkpoint(run / "best.npz")
+    assert best.iteration == 4 and best.info["best_val_loss"] < bound
+
+
+def test_a_loss_just_above_twice_a_uniform_guess_is_a_divergence(tmp_path, monkeypatch):
+    corpus = corpus_from_text(TEXT)
+    bound = train_module.divergence_bound(len(corpus.vocab))
+    assert bound == pytest.approx(2 * math.log(len(corpus.vocab)))
+    real = train_module.loss_and_grads
+    calls = {"n": 0}
+
+    def once_above(*args, **kwargs):
+        calls["n"] += 1
+        got, grads, state = real(*args, **kwargs)
+        return (bound * 1.0001 if calls["n"] == 7 else got), grads, state
+
+    monkeypatch.setattr(train_module, "loss_and_grads", once_above)
+    lines = []
+    summary = train(corpus, *_cfg("lstm", 12), tmp_path, rng_seed=0, progress=False,
+                    log=lines.append)
+    assert [line for line in lines if line.startswith("warning:")] == [
+        f"warning: loss {bound * 1.0001:.6g} at iteration 7, above 2 ln V = {bound:.3g} "
+        "nats/char: rolled back to iteration 4 and halved the learning rate (now x0.5)"]
+    assert summary["iterations"] == 12 and summary["lr_scale"] == 0.5
+
+
+def test_a_validation_loss_beyond_the_bound_is_never_saved(tmp_path, monkeypatch):
+    """A model whose update made it finite but useless (validation loss far above 2 ln V) is
+    rolled back: no metrics row, last.npz or best.npz ever holds it."""
+    corpus = corpus_from_text(TEXT)
+    real = train_module.evaluate.score_ids
+    calls = {"n": 0}
+
+    def blown_up_at_second(*args, **kwargs):
+        calls["n"] += 1
+        total, n = real(*args, **kwargs)
+        return (total * 1e4 if calls["n"] == 2 else total), n
+
+    monkeypatch.setattr(train_module.evaluate, "score_ids", blown_up_at_second)
+    lines = []
+    summary = train(corpus, *_cfg("gru", 12), tmp_path, rng_seed=0, progress=False,
+                    log=lines.append)
+    warnings = [line for line in lines if line.startswith("warning:")]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: validation loss ")
+    assert warnings[0].endswith(f" at iteration 8, above 2 ln V = {2 * math.log(26):.3g} "
+                                "nats/char: rolled back to iteration 4 and halved the learning "
+                                "rate (now x0.5)")
+    assert len(corpus.vocab) == 26
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [4, 8, 12]
+    bound = train_module.divergence_bound(len(corpus.vocab))
+    assert all(r["val_loss"] <= bound for r in rows)
+    for name in ("last.npz", "best.npz"):
+        assert load_checkpoint(tmp_path / name).info["best_val_loss"] <= bound
+    assert summary["best_val_loss"] <= bound and summary["lr_scale"] == 0.5
 
 
 def test_dry_run_reports_sizes_and_time_and_writes_nothing(text_file, tmp_path, monkeypatch):

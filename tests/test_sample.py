@@ -406,13 +406,17 @@ def test_shards_of_samples_differ_reproduce_and_stop_on_their_own(rng, sharded):
         assert (s.text, s.stop) == _cut_at_first_stop("a", f, ["c", "ge"])
 
 
-def test_shards_of_samples_in_threads_or_in_turn_give_the_same_text(rng, sharded):
+def test_shards_of_samples_in_threads_or_in_turn_give_the_same_text(rng, sharded, cpus):
     ckpt = _ckpt(rng)
     if parallel.blas_local_threads() is None:
         pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
+    cpus(2)
+    with parallel.Shards(2) as shards:
+        assert shards.parallel
     threaded = _texts(ckpt, "ab", num_chars=60, num_samples=4, seed_rng=3)
-    sharded.setattr(parallel, "blas_local_threads", lambda: None)
-    assert not parallel.Shards(2).parallel
+    cpus(1)            # one core: the shards run in turn
+    with parallel.Shards(2) as shards:
+        assert not shards.parallel
     assert _texts(ckpt, "ab", num_chars=60, num_samples=4, seed_rng=3) == threaded
 
 

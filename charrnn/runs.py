@@ -1,0 +1,289 @@
+"""Run directories: making one, owning it while training, and what a run may start from.
+
+A run directory holds one training run (the files train.py writes). Rules that the command line,
+the Python API and the tests all go through:
+
+- A default run directory, runs/<YYYYmmdd-HHMMSS>-<text name>, is made with an exclusive mkdir;
+  when that name is taken (runs started in the same second), the next free one of <name>-2,
+  <name>-3, ... is made instead, so every process gets its own, whatever the timing.
+- A run directory belongs to one live process at a time: the process that trains in it holds an
+  exclusive lock (flock) on its file `lock`, which names the process (pid, host, start time).
+  Another process that wants the directory (train --out, --resume) is refused with a RunError
+  naming the owner. The kernel drops the lock when its process ends, however it ends, so a lock
+  file left by a killed process blocks nothing. (On a file system without flock, a process on
+  the same host that no longer exists does not block either; one on another host does, and the
+  message says which file to delete once that process is gone.)
+- A new run refuses a directory that already holds a run (last.npz or best.npz); --resume
+  continues one only with the same text (SHA-256) and config, but for SAFE_TO_CHANGE; a run
+  started --init-from a checkpoint keeps its model keys and vocabulary.
+"""
+
+import dataclasses
+import errno
+import json
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import ConfigError, as_dict, load_config
+from .data import BUILTIN_SOURCE, Corpus, DataError, file_sha256, load_corpus, open_cached
+
+try:
+    import fcntl
+except ImportError:      # not POSIX: the pid check alone (see _take)
+    fcntl = None
+
+RUNS_DIR = Path("runs")
+LOCK_NAME = "lock"
+SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads")  # on resume
+INIT_FROM_KEEPS = ("model", "hidden_size", "num_layers")   # a run --init-from keeps these
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be used: owned by another live process, holding a run
+    already, or not writable. The message names the directory (and the owner)."""
+
+
+# ----------------------------------------------------------------------------- making a directory
+
+def make_run_dir(out=None, name="builtin", runs_dir=RUNS_DIR):
+    """Make the run directory: out if given (it may exist, empty or left by a run that never
+    wrote a checkpoint), else runs_dir/<time>-<name>, made exclusively (see the module
+    docstring). Returns (path, whether this call made it)."""
+    if out is not None:
+        out = Path(out)
+        created = not out.exists()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunError(f"{out}: cannot write the run directory: {e.strerror}") from None
+        return out, created
+    runs_dir = Path(runs_dir)
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        for k in range(1, 10_000):
+            path = runs_dir / (base if k == 1 else f"{base}-{k}")
+            try:
+                path.mkdir()
+                return path, True
+            except FileExistsError:
+                continue
+    except OSError as e:
+        raise RunError(f"{runs_dir}: cannot make a run directory there: {e.strerror}") from None
+    raise RunError(f"{runs_dir}: no free run directory name left for {base}")
+
+
+# ----------------------------------------------------------------------------- owning a directory
+
+class RunLock:
+    """This process's ownership of a run directory (see the module docstring). acquire() takes
+    it or raises RunError naming the owner; release() gives it back and removes the file."""
+
+    def __init__(self, run_dir):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_NAME
+        self.fd = None
+
+    def acquire(self):
+        while self.fd is None:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise RunError(f"{self.run_dir}: cannot write the run directory: "
+                               f"{e.strerror}") from None
+            try:
+                if self._take(fd):
+                    self.fd, fd = fd, None
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        return self
+
+    def _take(self, fd):
+        """Lock fd's file, True if it is still the one at self.path (a previous owner may have
+        removed it between our open and our lock: then try again). RunError if owned."""
+        try:
+            if fcntl is None:
+                raise OSError(errno.ENOLCK, "no flock")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(self._in_use(_read_owner(fd))) from None
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                raise RunError(f"{self.run_dir}: cannot lock the run directory: "
+                               f"{e.strerror}") from None
+            owner = _read_owner(fd)          # no flock here: is the recorded owner alive?
+            if owner and not _gone(owner):
+                raise RunError(self._in_use(owner) + f" (if it is not, delete {self.path})") \
+                    from None
+        try:
+            if os.fstat(fd).st_ino != os.stat(self.path).st_ino:
+                return False
+        except FileNotFoundError:
+            return False
+        owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(owner) + "\n").encode(), 0)
+        return True
+
+    def _in_use(self, owner):
+        who = (f"process {owner.get('pid', '?')} on host {owner.get('host', '?')}, training "
+               f"since {owner.get('started', '?')}" if owner else "another process")
+        return f"{self.run_dir}: in use by {who}; a run directory belongs to one process at a time"
+
+    def release(self):
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)       # while still holding the lock (see _take)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read_owner(fd):
+    try:
+        return json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def _gone(owner):
+    """Whether the process an owner record names is known to have ended (same host only)."""
+    if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+        return False
+    if owner["pid"] == os.getpid():
+        return True
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+# ----------------------------------------------------------------------------- what a run starts from
+
+@dataclass
+class RunPlan:
+    """Everything train.train needs, checked: the configs, the encoded text, the run directory
+    (owned by this process through lock), and the checkpoint it resumes or starts from."""
+    model_cfg: object
+    train_cfg: object
+    corpus: Corpus
+    run_dir: Path
+    lock: RunLock
+    resume: Checkpoint | None = None
+    init_from: Checkpoint | None = None
+    changed: tuple = ()        # config keys that differ from the resumed run's
+
+    def release(self):
+        self.lock.release()
+
+
+def new_run_config(config=None, sets=(), init_from=None, overrides=None):
+    """(ModelConfig, TrainConfig, the init_from Checkpoint or None) for a new run. A run started
+    from a checkpoint's weights keeps its INIT_FROM_KEEPS keys (ConfigError if changed)."""
+    if init_from is None:
+        return *load_config(config, sets, overrides=overrides), None
+    ckpt = load_checkpoint(init_from)
+    base = dataclasses.asdict(ckpt.model_cfg)
+    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    for key in INIT_FROM_KEEPS:
+        if getattr(model_cfg, key) != base[key]:
+            raise ConfigError(f"--init-from: {key} is {base[key]!r} in {init_from}; a run "
+                              f"started from its weights cannot change it to "
+                              f"{getattr(model_cfg, key)!r}", key)
+    return model_cfg, train_cfg, ckpt
+
+
+def read_corpus(file, cache=None, ckpt=None):
+    """The encoded text (None: the built-in corpus); in ckpt's vocabulary if one is given."""
+    return load_corpus(file, cache, vocab=ckpt.vocab if ckpt is not None else None)
+
+
+def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, overrides=None,
+                 runs_dir=RUNS_DIR):
+    """Check the config, make and own the run directory, encode the text into it (data.npy).
+    Nothing is left behind when the text is refused."""
+    model_cfg, train_cfg, ckpt = new_run_config(config, sets, init_from, overrides)
+    name = Path(file).stem if file is not None else "builtin"
+    run_dir, created = make_run_dir(out, name, runs_dir)
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+        if (run_dir / "last.npz").exists() or (run_dir / "best.npz").exists():
+            raise RunError(f"{run_dir}: already holds a run; choose another --out, or continue "
+                           f"it with --resume {run_dir}")
+        corpus = read_corpus(file, run_dir / "data.npy", ckpt)
+    except (RunError, DataError, OSError) as e:
+        lock.release()
+        if created and not isinstance(e, RunError):   # leave nothing half-made behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise RunError(f"{run_dir}: cannot write the run directory: {e.strerror}") from None
+        raise
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=ckpt)
+
+
+def plan_resume(run_dir, file=None, config=None, sets=(), overrides=None):
+    """Own run_dir, and check that its run can go on exactly: its last.npz, config changes only
+    in SAFE_TO_CHANGE, something left to do, the same text (by SHA-256)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    lock = RunLock(run_dir).acquire()
+    try:
+        return _resume(run_dir, lock, file, config, sets, overrides)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _resume(run_dir, lock, file, config, sets, overrides):
+    last = run_dir / "last.npz"
+    if not last.is_file():
+        raise DataError(f"{run_dir}: no last.npz to resume from")
+    ckpt = load_checkpoint(last)
+    base = as_dict(ckpt.model_cfg, ckpt.train_cfg)
+    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    new = as_dict(model_cfg, train_cfg)
+    changed = tuple(key for key in new if new[key] != base[key])
+    for key in changed:
+        if key not in SAFE_TO_CHANGE:
+            raise ConfigError(f"cannot resume {run_dir} with {key}={new[key]!r}: the run has "
+                              f"{key}={base[key]!r}, and only {', '.join(SAFE_TO_CHANGE)} may "
+                              "change on resume (start a new run with --init-from instead)", key)
+    if train_cfg.max_iters <= ckpt.iteration:
+        raise ConfigError(f"{run_dir} is at iteration {ckpt.iteration} and max_iters is "
+                          f"{train_cfg.max_iters}: nothing to do; raise it with "
+                          "--set max_iters=N", "max_iters")
+    expected, recorded = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
+    if file is None and recorded != BUILTIN_SOURCE and not Path(recorded).is_file():
+        raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there; give "
+                        "the text as FILE")
+    path = file if file is not None else (None if recorded == BUILTIN_SOURCE else Path(recorded))
+    actual = file_sha256(path)
+    if actual != expected:
+        raise DataError(f"{path or BUILTIN_SOURCE}: not the text {run_dir} was trained on "
+                        f"(SHA-256 {actual[:16]}..., the run's is {expected[:16]}...); resume "
+                        f"with that text, or start a new run with --init-from {run_dir}")
+    cache = run_dir / "data.npy"
+    if cache.is_file():
+        corpus = open_cached(cache, ckpt.vocab, recorded, expected)
+    else:
+        corpus = load_corpus(path, cache, vocab=ckpt.vocab)
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed)
