@@ -259,6 +259,8 @@ def lstm_seq_backward(dhs, cache, overwrite_cache=False):
         np.multiply(dc, cs[t], out=df)
         dc *= f                      # dc_{t-1} = dc_t * f
         # through the activations y: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g); da may be a
+        # itself (overwrite_cache): a is squared into sq first, and every element of a is read
+        # before the same element of da is written
         da = dxp[t]
         np.multiply(a, a, out=sq)
         np.subtract(a[:2 * H], sq[:2 * H], out=da[:2 * H])

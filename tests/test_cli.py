@@ -186,8 +186,14 @@ def test_sample_default_checkpoint_is_the_latest_run(trained, tmp_path, monkeypa
     shutil.copytree(run_dir, tmp_path / "runs" / "mine")
     monkeypatch.chdir(tmp_path)
     args = ["sample", "--seed", "t", "-n", "30", "--rng-seed", "4"]
-    assert invoke(args, catch_exceptions=False).stdout == \
-        invoke([*args, "-c", run_dir], catch_exceptions=False).stdout
+    latest = invoke(args, catch_exceptions=False)
+    given = invoke([*args, "-c", run_dir], catch_exceptions=False)
+    assert latest.stdout == given.stdout
+    note = "note: using runs/mine/best.npz (the latest run under ./runs)\n"
+    assert latest.stderr == note and given.stderr == ""
+    (tmp_path / "t.txt").write_text("the cat", encoding="utf-8")
+    scored = invoke(["eval", "t.txt", "--json"], catch_exceptions=False)
+    assert scored.stderr == note and json.loads(scored.stdout)["n_chars"] == 6
 
 
 def test_sample_in_a_subprocess_matches_cli_runner(trained, tmp_path):

@@ -1,0 +1,132 @@
+"""The Python API (charrnn.fit, load, generate, score): the same results as the command line,
+typed errors instead of exit codes."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import charrnn
+
+from cli_helpers import invoke
+
+TEXT = "the quick brown fox jumps over the lazy dog. " * 80
+KEYS = {"max_iters": 12, "eval_every": 6, "hidden_size": 16, "num_layers": 1, "batch_size": 4,
+        "seq_length": 16}
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    path = tmp_path / "fox.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+def _cli_sets():
+    return [x for k, v in KEYS.items() for x in ("--set", f"{k}={v}")]
+
+
+def test_fit_returns_what_train_json_prints(text_file, tmp_path):
+    summary = charrnn.fit(text_file, out=tmp_path / "api", rng_seed=0, **KEYS)
+    result = invoke(["train", text_file, *_cli_sets(), "--out", tmp_path / "cli",
+                     "--rng-seed", "0", "--json"], catch_exceptions=False)
+    cli = json.loads(result.stdout)
+    assert list(summary) == list(cli)
+    for key in ("seconds", "chars_per_second", "run_dir"):
+        summary.pop(key), cli.pop(key)
+    assert summary == cli
+    assert summary["iterations"] == 12 and summary["config"]["hidden_size"] == 16
+
+
+def test_fit_in_the_default_run_dir_then_load_the_latest(text_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lines = []
+    summary = charrnn.fit(text_file, log=lines.append, **KEYS)
+    assert summary["run_dir"].startswith("runs/") and summary["run_dir"].endswith("-fox")
+    assert any(line.startswith("iter 12/12") for line in lines)
+    model = charrnn.load()
+    assert model.path == Path(summary["run_dir"]) / "best.npz"
+    assert isinstance(model, charrnn.Checkpoint) and model.iteration == 12
+
+
+def test_fit_resumes_and_refuses_what_the_cli_refuses(text_file, tmp_path):
+    run = tmp_path / "run"
+    charrnn.fit(text_file, out=run, rng_seed=1, **KEYS)
+    more = charrnn.fit(resume=run, max_iters=18)
+    assert more["resumed_from"] == 12 and more["iterations"] == 18 and more["changed"] == [
+        "max_iters"]
+    with pytest.raises(charrnn.ConfigError) as info:
+        charrnn.fit(resume=run, hidden_size=32, max_iters=24)
+    assert str(info.value).startswith(f"cannot resume {run} with hidden_size=32")
+    with pytest.raises(charrnn.ConfigError) as info:
+        charrnn.fit(resume=run, out=tmp_path / "other")
+    assert str(info.value) == ("resume continues a run in its own directory: it cannot be "
+                               "combined with init_from or out")
+    with pytest.raises(charrnn.RunError) as info:
+        charrnn.fit(text_file, out=run)
+    assert str(info.value).startswith(f"{run}: already holds a run")
+
+
+def test_config_keys_as_arguments_are_checked(text_file, tmp_path):
+    with pytest.raises(charrnn.ConfigError) as info:
+        charrnn.fit(text_file, out=tmp_path / "r", hiden_size=32)
+    assert str(info.value).startswith("unknown config key 'hiden_size'; valid keys: model, ")
+    with pytest.raises(charrnn.ConfigError) as info:
+        charrnn.fit(text_file, out=tmp_path / "r", hidden_size="32")
+    assert str(info.value) == "argument: hidden_size='32' should be int"
+    with pytest.raises(charrnn.ConfigError) as info:
+        charrnn.fit(text_file, out=tmp_path / "r", dropout=1.5)
+    assert str(info.value) == "argument: dropout must be in [0, 1), got 1.5"
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(charrnn.DataError):
+        charrnn.fit(tmp_path / "missing.txt", out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api")
+    path = root / "fox.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    charrnn.fit(path, out=root / "run", rng_seed=0, **KEYS)
+    return charrnn.load(root / "run")
+
+
+def test_generate_is_what_sample_prints(model):
+    text = charrnn.generate(model, "the ", 60, temperature=0.8, rng_seed=3)
+    assert isinstance(text, str) and len(text) == 60
+    result = invoke(["sample", "-c", model.path, "--seed", "the ", "-n", "60", "-t", "0.8",
+                     "--rng-seed", "3"], catch_exceptions=False)
+    assert result.stdout == "the " + text + "\n"
+    many = charrnn.generate(model, "the ", 30, num_samples=3, rng_seed=3, stop=("x",))
+    assert len(many) == 3 and all(len(t) <= 30 for t in many)
+    assert charrnn.generate(model, num_chars=5, greedy=True) == charrnn.generate(
+        model, "\n" if "\n" in model.vocab.stoi else model.vocab.chars[0], 5, top_k=1)
+    with pytest.raises(charrnn.DataError):
+        charrnn.generate(model, "THE", 5)
+    assert len(charrnn.generate(model, "THE ", 5, unk="skip", rng_seed=0)) == 5
+
+
+def test_score_is_what_eval_reports(model, tmp_path):
+    text = TEXT[:700]
+    scores = charrnn.score(model, text)
+    path = tmp_path / "part.txt"
+    path.write_text(text, encoding="utf-8")
+    cli = json.loads(invoke(["eval", "-c", model.path, path, "--json"]).stdout)
+    assert {k: scores[k] for k in cli} == cli
+    assert scores["logprobs"].shape == (699,) and scores["n_chars"] == 699
+    assert -scores["logprobs"].sum() == pytest.approx(scores["loss"] * 699, rel=1e-9)
+    assert scores["bits_per_char"] == pytest.approx(scores["loss"] / math.log(2))
+    skipped = charrnn.score(model, "the QUICK fox", unk="skip")
+    assert skipped["skipped"] == 5 and skipped["n_chars"] == len("the  fox") - 1
+
+
+def test_importing_charrnn_does_not_import_numpy():
+    code = "import sys, charrnn; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout == "False\n", out.stderr
+    assert np.__name__ == "numpy"
