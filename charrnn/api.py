@@ -13,6 +13,8 @@ RunError (a run directory in use, holding a run, or not writable), TrainingError
 diverging), Interrupted (SIGINT or SIGTERM during fit; last.npz was written).
 """
 
+import time
+
 import numpy as np
 
 from . import runs
@@ -37,6 +39,7 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     weights start a new run. progress: show the tqdm bar on stderr; log: a function that takes
     each log line (evaluations, notes), or None for silence.
     """
+    started = time.monotonic()             # a time budget counts from here
     if resume is not None and (init_from is not None or out is not None):
         raise ConfigError("resume continues a run in its own directory: it cannot be combined "
                           "with init_from or out")
@@ -47,7 +50,7 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     try:
         return train(plan.corpus, plan.model_cfg, plan.train_cfg, plan.run_dir,
                      rng_seed=rng_seed, progress=progress, log=log, resume=plan.resume,
-                     init_from=plan.init_from, changed=plan.changed)
+                     init_from=plan.init_from, changed=plan.changed, started=started)
     finally:
         plan.release()
 

@@ -93,11 +93,16 @@ def cli():
                    "stopped. Only max_iters, learning_rate, eval_every and threads may change.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path),
               help="Start a new run from this checkpoint's (or run directory's) weights.")
+@click.option("--time", "budget", metavar="DURATION", callback=lambda c, p, v: _check_time(v),
+              help="Train for this long (30s, 10m, 1.5h), final evaluation included: the run "
+                   "plans its iterations to end within it (the time config key). With "
+                   "--resume: that much more.")
 @click.option("--dry-run", is_flag=True,
               help="Check the text and config, time a few iterations, write nothing.")
 @rng_seed_option
 @json_option
-def train(file, config_path, sets, out, resume_dir, init_from, dry_run, rng_seed, as_json):
+def train(file, config_path, sets, out, resume_dir, init_from, budget, dry_run, rng_seed,
+          as_json):
     """Train a model on a UTF-8 text file (default: the built-in corpus).
 
     Holds out the last val_frac of the text for validation and writes last.npz, best.npz and
@@ -114,14 +119,16 @@ def train(file, config_path, sets, out, resume_dir, init_from, dry_run, rng_seed
         raise click.UsageError("--resume continues a run in its own directory: it cannot be "
                                "combined with --init-from, --out or --dry-run")
     log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    keys = {"time": budget} if budget is not None else {}
     try:
         if dry_run:
             report = api.dry_run(file, config=config_path, sets=sets, init_from=init_from,
-                                 rng_seed=rng_seed)
+                                 rng_seed=rng_seed, **keys)
             click.echo(json.dumps(report) if as_json else _dry_run_text(report))
             return
         summary = api.fit(file, config=config_path, sets=sets, out=out, resume=resume_dir,
-                          init_from=init_from, rng_seed=rng_seed, progress=not as_json, log=log)
+                          init_from=init_from, rng_seed=rng_seed, progress=not as_json, log=log,
+                          **keys)
     except _expected_errors() as e:
         raise _fail(e) from None
     except Interrupted as e:
@@ -139,6 +146,17 @@ def train(file, config_path, sets, out, resume_dir, init_from, dry_run, rng_seed
                    f"{best:.4f} nats/char ({best / math.log(2):.3f} bits/char) at iteration "
                    f"{summary['best_iteration']}; run directory {summary['run_dir']}{changed}{notes}",
                    err=True)
+
+
+def _check_time(value):
+    from .config import ConfigError, parse_duration
+
+    if value is not None:
+        try:
+            parse_duration(value)
+        except ConfigError as e:
+            raise click.BadParameter(str(e).removeprefix("time "), param_hint="--time") from None
+    return value
 
 
 def _dry_run_text(r):

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from .layers import GATES
-from .optim import OPTIMIZERS
+from .optim import OPTIMIZERS, SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -47,9 +47,15 @@ class TrainConfig:
     learning_rate: float = 2.0e-3  # step size (adam's, sgd's, ...)
     momentum: float = 0.0        # sgd only: heavy-ball momentum, 0 for none
     lr_decay: float = 1.0        # learning rate multiplied by this after each pass over the data
+    lr_schedule: str = "constant"  # constant | cosine: from learning_rate down to lr_floor times
+                                 # it at max_iters (the planned end of a --time run)
+    warmup_iters: int = 0        # the rate rises linearly from learning_rate / warmup_iters
+    lr_floor: float = 0.1        # cosine: the rate at the end, as a fraction of learning_rate
     grad_clip: float = 5.0       # clip threshold; 0 turns clipping off
     clip_mode: str = "norm"      # value: each element to +-grad_clip; norm: the global L2 norm
-    max_iters: int = 2000        # training iterations (chunks)
+    max_iters: int = 2000        # training iterations (chunks); with time, set by the plan
+    time: str = ""               # a time budget, e.g. 30s, 10m, 1.5h: the run plans max_iters to
+                                 # end on its own within it; "" for none
     eval_every: int = 200        # iterations between validation evaluations and checkpoints
     val_frac: float = 0.05       # the last fraction of the text held out for validation; 0: none,
                                  # evaluations then score the training text (for toys)
@@ -60,7 +66,13 @@ class TrainConfig:
     def __post_init__(self):
         for key in ("seq_length", "batch_size", "max_iters", "eval_every", "threads"):
             _at_least(self, key, 1)
+        _at_least(self, "warmup_iters", 0)
         _choice(self, "optimizer", OPTIMIZERS)
+        _choice(self, "lr_schedule", SCHEDULES)
+        if not 0.0 <= self.lr_floor <= 1.0:
+            raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}", "lr_floor")
+        if self.time:
+            parse_duration(self.time)   # ConfigError if it is not one
         _choice(self, "clip_mode", ("value", "norm"))
         if not self.learning_rate > 0:
             raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}", "learning_rate")
@@ -72,6 +84,17 @@ class TrainConfig:
             raise ConfigError(f"grad_clip must be >= 0, got {self.grad_clip}", "grad_clip")
         if not 0.0 <= self.val_frac < 1.0:
             raise ConfigError(f"val_frac must be in [0, 1), got {self.val_frac}", "val_frac")
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text, key="time"):
+    """Seconds in a duration written 30s, 10m or 1.5h (a positive number and a unit)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh])\s*", str(text))
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{key} must be a duration such as 30s, 10m or 1.5h, got {text!r}", key)
+    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def _at_least(cfg, key, low):

@@ -12,9 +12,12 @@ the training iteration and is passed in rather than stored.
               p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (Kingma & Ba 2015)
 """
 
+import math
+
 import numpy as np
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam")
+SCHEDULES = ("constant", "cosine")
 EPS = 1e-8
 RMSPROP_DECAY = 0.95
 ADAM_BETAS = (0.9, 0.999)
@@ -31,10 +34,23 @@ def init_state(optimizer, params, momentum=0.0):
             for slot in state_slots(optimizer, momentum) for name, p in params.items()}
 
 
-def learning_rate_at(learning_rate, lr_decay, iteration, iters_per_pass):
-    """lr for an iteration: multiplied by lr_decay after each whole pass over the training data.
-    Derived from the iteration alone, so a resumed run is at the same point of its schedule."""
-    return learning_rate * lr_decay ** (iteration // iters_per_pass)
+def learning_rate_at(learning_rate, lr_decay, iteration, iters_per_pass, schedule="constant",
+                     warmup_iters=0, max_iters=None, lr_floor=0.1):
+    """lr for an iteration (0 for the first update), derived from the iteration alone, so that
+    a resumed run is at the same point of its schedule:
+
+        1) multiplied by lr_decay after each whole pass over the training data;
+        2) warm-up: times (iteration + 1) / warmup_iters while iteration < warmup_iters;
+        3) cosine: then times lr_floor + (1 - lr_floor) (1 + cos(pi p)) / 2, where p goes from 0
+           at the end of warm-up to 1 at max_iters, so the last update is made near lr_floor.
+    """
+    lr = learning_rate * lr_decay ** (iteration // iters_per_pass)
+    if iteration < warmup_iters:
+        return lr * (iteration + 1) / warmup_iters
+    if schedule == "cosine":
+        progress = min(1.0, (iteration - warmup_iters) / max(1, max_iters - warmup_iters))
+        lr *= lr_floor + (1.0 - lr_floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return lr
 
 
 def update(optimizer, params, grads, state, lr, step, momentum=0.0):

@@ -39,7 +39,7 @@ except ImportError:      # not POSIX: the pid check alone (see _take)
 
 RUNS_DIR = Path("runs")
 LOCK_NAME = "lock"
-SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads")  # on resume
+SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "time")  # on resume
 INIT_FROM_KEEPS = ("model", "hidden_size", "num_layers")   # a run --init-from keeps these
 
 
@@ -258,7 +258,9 @@ def _resume(run_dir, lock, file, config, sets, overrides):
     if not last.is_file():
         raise DataError(f"{run_dir}: no last.npz to resume from")
     ckpt = load_checkpoint(last)
-    base = as_dict(ckpt.model_cfg, ckpt.train_cfg)
+    # a resumed run's time budget is only what this resume gives (time: that much more);
+    # without one it goes on to the max_iters that its budget planned
+    base = dict(as_dict(ckpt.model_cfg, ckpt.train_cfg), time="")
     model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
     new = as_dict(model_cfg, train_cfg)
     changed = tuple(key for key in new if new[key] != base[key])
@@ -267,7 +269,7 @@ def _resume(run_dir, lock, file, config, sets, overrides):
             raise ConfigError(f"cannot resume {run_dir} with {key}={new[key]!r}: the run has "
                               f"{key}={base[key]!r}, and only {', '.join(SAFE_TO_CHANGE)} may "
                               "change on resume (start a new run with --init-from instead)", key)
-    if train_cfg.max_iters <= ckpt.iteration:
+    if train_cfg.max_iters <= ckpt.iteration and not train_cfg.time:
         raise ConfigError(f"{run_dir} is at iteration {ckpt.iteration} and max_iters is "
                           f"{train_cfg.max_iters}: nothing to do; raise it with "
                           "--set max_iters=N", "max_iters")

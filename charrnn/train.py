@@ -18,6 +18,7 @@ in between stops it with a TrainingError.
 """
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .checkpoint import Checkpoint, save_checkpoint
-from .config import as_dict
+from .config import as_dict, parse_duration
 from .data import Batches, DataError, split_train_val
 from . import evaluate
 from .model import clip_grads, init_params, num_params, zero_state
@@ -40,6 +41,7 @@ from .parallel import Shards, loss_and_grads
 
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
 DIVERGENCE_FACTOR = 2.0       # a loss above this many times ln V nats/char is a divergence
+PLAN_MARGIN = 0.97            # a time budget plans iterations for this fraction of it (noise)
 
 
 class TrainingError(RuntimeError):
@@ -172,6 +174,9 @@ class _Training:
         self.started = time.perf_counter()
         self.seconds_before = self.run.info["seconds"]
         self.bar = None
+        self.deadline = None               # with a time budget: when it is up (time.monotonic)
+        self.reserve = 0.0                 # seconds that the final evaluation and save take
+        self.out_of_time = False
 
     def _zero_state(self):
         return zero_state(self.cell, self.L, self.cfg.batch_size, self.H)
@@ -224,8 +229,9 @@ class _Training:
             self.roll_back(f"{what} at iteration {run.iteration + 1}{self._beyond(loss)}")
             return False
         run.hidden = hidden
-        self.lr = run.info["lr_scale"] * learning_rate_at(cfg.learning_rate, cfg.lr_decay,
-                                                          run.iteration, self.batches.per_pass)
+        self.lr = run.info["lr_scale"] * learning_rate_at(
+            cfg.learning_rate, cfg.lr_decay, run.iteration, self.batches.per_pass,
+            cfg.lr_schedule, cfg.warmup_iters, cfg.max_iters, cfg.lr_floor)
         self.optimizer.step(grads, self.lr, run.iteration + 1)
         run.iteration += 1
         self.losses.append(loss)
@@ -242,7 +248,49 @@ class _Training:
 
     def evaluation_due(self):
         i = self.run.iteration
-        return i % self.cfg.eval_every == 0 or i == self.cfg.max_iters
+        return i % self.cfg.eval_every == 0 or i == self.cfg.max_iters or self.out_of_time
+
+    def plan(self, shards, started):
+        """Turn the time budget into max_iters, fixed from now on (so the run resumes exactly):
+        time a few throwaway iterations, a validation pass and a checkpoint write, then plan as
+        many iterations as fit in PLAN_MARGIN of what is left of the budget, with their
+        evaluations and checkpoints and the final ones."""
+        cfg = self.cfg
+        budget = parse_duration(cfg.time)
+        per_iter, per_eval, per_save = self._measure(shards)
+        self.reserve = per_eval + 2 * per_save       # the final evaluation and checkpoints
+        left = budget * PLAN_MARGIN - (time.monotonic() - started) - self.reserve
+        per_planned = per_iter + (per_eval + 1.5 * per_save) / cfg.eval_every
+        planned = max(1, int(left / per_planned))
+        self.cfg = dataclasses.replace(cfg, max_iters=self.run.iteration + planned)
+        self.deadline = started + budget
+        self.say(f"time {cfg.time}: {planned:,} iterations planned, to iteration "
+                 f"{self.cfg.max_iters:,} ({per_iter * 1000:.0f} ms each, validation "
+                 f"{per_eval:.1f} s every {cfg.eval_every})")
+
+    def _measure(self, shards):
+        """Seconds that an iteration, a validation pass and a checkpoint write take here."""
+        per_iter = seconds_per_iteration(self.run.params, self.model_cfg, self.cfg, self.batches,
+                                         shards)
+        t0 = time.perf_counter()
+        evaluate.score_ids(self.run.params, self.cell, self.val_ids, shards=shards)
+        per_eval = time.perf_counter() - t0
+        probe = self.out_dir / ".time-probe.npz"
+        t0 = time.perf_counter()
+        save_checkpoint(probe, self.checkpoint())
+        per_save = time.perf_counter() - t0
+        probe.unlink()
+        return per_iter, per_eval, per_save
+
+    def time_is_up(self):
+        """With a budget: whether one more iteration would leave no time for the final
+        evaluation and save (a slower machine than planned for); then the run ends now."""
+        if self.deadline is not None and not self.out_of_time:
+            self.out_of_time = time.monotonic() + self.reserve > self.deadline
+            if self.out_of_time:
+                self.say(f"time {self.cfg.time} is up at iteration {self.run.iteration:,} of "
+                         f"the {self.cfg.max_iters:,} planned")
+        return self.out_of_time
 
     def evaluate_and_save(self, shards):
         """Score the validation text; a finite model within the bound is written to last.npz
@@ -320,12 +368,14 @@ class _Training:
             "vocab_size": len(self.corpus.vocab),
             "lr_scale": info["lr_scale"],
             "config": as_dict(self.model_cfg, self.cfg),
-            "notes": list(self.corpus.notes),
+            "notes": list(self.corpus.notes) + (
+                [f"time {self.cfg.time} was up at iteration {run.iteration:,} of the "
+                 f"{self.cfg.max_iters:,} planned"] if self.out_of_time else []),
         }
 
 
 def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, log=None,
-          resume=None, init_from=None, changed=()):
+          resume=None, init_from=None, changed=(), started=None):
     """Train on corpus (a data.Corpus) and write the run to out_dir (made and owned by the
     caller: runs.py).
 
@@ -333,22 +383,27 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     init_from: a Checkpoint whose weights start a new run (fine-tuning).
     changed: the config keys that differ from the resumed run's, for the log and summary.
     log: a function taking one line of text (evaluations, notes), or None.
+    started: when a time budget (train_cfg.time) began, as time.monotonic(); default now.
     Returns the summary dict (also what `train --json` prints).
     """
+    started = time.monotonic() if started is None else started
     # set up a new run, or resume one, and say what it is
     t = _Training(corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from,
                   log or (lambda line: None))
     t.announce(changed, init_from is not None)
     # made before tqdm starts its monitor thread, which would take a malloc arena of its own
     shards = Shards(train_cfg.threads)
-    t.bar = bar = tqdm(total=train_cfg.max_iters, initial=t.run.iteration, desc="train",
+    if train_cfg.time:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            t.plan(shards, started)
+    t.bar = bar = tqdm(total=t.cfg.max_iters, initial=t.run.iteration, desc="train",
                        unit="it", file=sys.stderr, dynamic_ncols=True,
                        disable=None if progress else True)
     chars_per_iter = train_cfg.batch_size * train_cfg.seq_length
     # overflow and NaN are not warnings here: the divergence policy deals with them
     with shards, bar, _SignalFlag() as stop, \
             np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        while t.run.iteration < train_cfg.max_iters:
+        while t.run.iteration < t.cfg.max_iters and not t.out_of_time:
             # stop between two iterations on SIGINT or SIGTERM, with last.npz written
             if stop.signum is not None:
                 t.interrupt(stop.signum)
@@ -359,7 +414,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
                          / (time.perf_counter() - t.started))
                 bar.set_postfix_str(f"loss {t.smooth:.3f}, {speed:,.0f} chars/s", refresh=False)
                 bar.update(1)
-                if not t.evaluation_due():
+                if not (t.time_is_up() or t.evaluation_due()):
                     continue
                 # evaluate the loss on the validation text and write the checkpoints
                 t.evaluate_and_save(shards)
@@ -367,28 +422,37 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     return t.summary(changed)
 
 
-def dry_run(corpus, model_cfg, train_cfg, rng_seed=None, timed_iters=3):
+def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_iters=3):
+    """The median time of timed_iters training iterations (after one to warm up), run on copies
+    of params with an optimizer of their own: the caller's arrays are left as they were."""
+    cell, L, H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
+    tc = train_cfg
+    params = copy.deepcopy(params)
+    optimizer = FlatOptimizer(tc.optimizer, params, init_state(tc.optimizer, params, tc.momentum),
+                              tc.momentum)
+    hidden = zero_state(cell, L, tc.batch_size, H)
+    rng = np.random.default_rng(0)         # for dropout: not the run's generator
+    times = []
+    for k in range(timed_iters + 1):           # the first one warms up, untimed
+        t0 = time.perf_counter()
+        inputs, targets, _ = batches.chunk(k)
+        _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
+                                          model_cfg.dropout, rng, shards)
+        clip_grads(grads, tc.grad_clip, tc.clip_mode)
+        optimizer.step(grads, tc.learning_rate, k + 1)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
     """What a run would be, without writing anything: sizes, and a measured time per iteration
     (from a few real iterations). DataError if the text cannot make one batch or validation."""
     cell, L, H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
     tc = train_cfg
     batches, val_ids = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length)
-    rng = np.random.default_rng(rng_seed)
-    params = init_params(cell, len(corpus.vocab), H, L, rng)
-    optimizer = FlatOptimizer(tc.optimizer, params, init_state(tc.optimizer, params, tc.momentum),
-                              tc.momentum)
-    hidden = zero_state(cell, L, tc.batch_size, H)
-    times = []
+    params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed))
     with Shards(tc.threads) as shards:
-        for k in range(timed_iters + 1):           # the first one warms up, untimed
-            t0 = time.perf_counter()
-            inputs, targets, _ = batches.chunk(k)
-            _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
-                                              model_cfg.dropout, rng, shards)
-            clip_grads(grads, tc.grad_clip, tc.clip_mode)
-            optimizer.step(grads, tc.learning_rate, k + 1)
-            times.append(time.perf_counter() - t0)
-    per_iter = float(np.median(times[1:]))
+        per_iter = seconds_per_iteration(params, model_cfg, tc, batches, shards)
     streams, seg = evaluate.segment_layout(len(val_ids))
     n_params = num_params(params)
     return {

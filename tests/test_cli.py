@@ -291,8 +291,9 @@ def test_train_config_with_an_unknown_key(tmp_path):
     result = invoke(["train", text_file, "--config", config, "--out", tmp_path / "run"])
     assert_fails(result, 2, f"Error: {config}: unknown key 'layers'; valid keys: model, "
                             "hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
-                            "learning_rate, momentum, lr_decay, grad_clip, clip_mode, max_iters, "
-                            "eval_every, val_frac, threads\n")
+                            "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, "
+                            "grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
+                            "threads\n")
     assert not (tmp_path / "run").exists()
 
 

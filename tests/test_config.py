@@ -9,8 +9,8 @@ from charrnn.config import ConfigError, ModelConfig, TrainConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VALID_KEYS = ("model, hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
-              "learning_rate, momentum, lr_decay, grad_clip, clip_mode, max_iters, eval_every, "
-              "val_frac, threads")
+              "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, grad_clip, "
+              "clip_mode, max_iters, time, eval_every, val_frac, threads")
 
 
 @pytest.fixture
