@@ -29,7 +29,7 @@ class ModelConfig:
     model: str = "lstm"          # cell: rnn (tanh) | lstm | gru
     hidden_size: int = 128       # H: units per layer (also the embedding width)
     num_layers: int = 2          # L: stacked recurrent layers
-    dropout: float = 0.0         # probability of zeroing a unit between layers, while training
+    dropout: float = 0.0         # probability of zeroing a unit of each layer's output, training only
 
     def __post_init__(self):
         _choice(self, "model", tuple(GATES))

@@ -3,7 +3,7 @@
     x_t = embed[id_t]                              (embedding, V x H)
     h^l_t = cell(x^l_t, h^l_{t-1})                 for layers l = 0 .. L-1 (layers.py)
     x^{l+1}_t = dropout(h^l_t)                     between layers, while training
-    logits_t = h^{L-1}_t @ Why + by;  loss_t = -log softmax(logits_t)[target_t]
+    logits_t = dropout(h^{L-1}_t) @ Why + by;  loss_t = -log softmax(logits_t)[target_t]
 
 Parameters are a flat dict of float32 arrays with fixed keys; the layers' weights are stacked on
 a leading axis of length L (every layer's input is H wide, the embedding included):
@@ -146,9 +146,11 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None):
         hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra, **options)
         new_state.append(last)
         mask = None
+        # dropout on every layer's output, the top one's included (before the output layer),
+        # as char-rnn does
+        if rng is not None and dropout > 0.0:
+            hs, mask = dropout_forward(hs, dropout, rng)
         if l + 1 < L:
-            if rng is not None and dropout > 0.0:
-                hs, mask = dropout_forward(hs, dropout, rng)
             # Wx^T (G, H) @ h_t (H, N) for every t: one batched matmul, no transposes
             xp = np.matmul(np.ascontiguousarray(params["Wx"][l + 1].T), hs)
             xp += params["b"][l + 1][:, None]
@@ -183,6 +185,8 @@ def backward(params, cell, dlogits, cache, consume=False):
     del top_states
     # (T*N, H) -> (T, H, N); no name keeps the (T*N, H) array alive through the layers below
     dhs = np.ascontiguousarray((dlogits @ params["Why"].T).reshape(T, N, -1).transpose(0, 2, 1))
+    if layers[-1][2] is not None:          # the top layer's dropout
+        dhs = dropout_backward(dhs, layers[-1][2])
     dstate = [None] * len(layers)
     for l in reversed(range(len(layers))):
         x, seq_cache, _ = layers[l]

@@ -453,7 +453,7 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
     params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed))
     with Shards(tc.threads) as shards:
         per_iter = seconds_per_iteration(params, model_cfg, tc, batches, shards)
-    streams, seg = evaluate.segment_layout(len(val_ids))
+    streams, seg, context = evaluate.segment_layout(len(val_ids))
     n_params = num_params(params)
     return {
         "text": corpus.source,
@@ -463,7 +463,7 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
         "val_chars": len(val_ids),
         "chars_per_param": round(batches.inputs.size / n_params, 3),
         "train_batches_per_pass": batches.per_pass,
-        "val_batches": -(-seg // evaluate.EVAL_SEQ_LENGTH),
+        "val_batches": -(-(seg + context) // evaluate.EVAL_SEQ_LENGTH),
         "val_streams": streams,
         "seconds_per_iter": round(per_iter, 4),
         "seconds_per_pass": round(per_iter * batches.per_pass, 1),

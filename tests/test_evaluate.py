@@ -7,8 +7,8 @@ from charrnn import parallel
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import DataError, Vocab
-from charrnn.evaluate import (char_logprobs, evaluate_text, score_ids, score_text, summarize,
-                              total_summary, worst)
+from charrnn.evaluate import (char_logprobs, evaluate_text, score_ids, score_text,
+                              segment_layout, summarize, total_summary, worst)
 from charrnn.layers import log_softmax
 from charrnn.model import forward, init_params, zero_state
 
@@ -48,6 +48,42 @@ def test_char_logprobs_of_a_short_text_are_a_plain_loop(rng):
     logits, _, _ = forward(params, "lstm", ids[None, :-1], zero_state("lstm", 2, 1, 8, np.float64))
     want = log_softmax(logits)[np.arange(199), ids[1:]]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_chars, layout", [
+    (1000, (1, 999, 0)),                      # too short for two segments: one pass
+    (256 + 2 * 1024 + 1, (2, 1024, 256)),
+    (256 + 2 * 1024 + 2, (2, 1025, 256)),     # the last segment padded by one
+    (256 + 64 * 2000 + 1, (64, 2000, 256)),
+    (10 ** 7, (64, -(-(10 ** 7 - 1 - 256) // 64), 256)),
+])
+def test_segment_layout(n_chars, layout):
+    assert segment_layout(n_chars) == layout
+    assert segment_layout(n_chars, streams=1) == (1, n_chars - 1, 0)
+
+
+def test_segments_with_context_score_every_position_once_as_a_fresh_pass_would(rng):
+    """Each segment after the first reads 256 characters before it unscored: its first scored
+    character gets exactly the log-probability that a pass from a zero state at the start of
+    that context gives it; one stream is one pass over the whole text."""
+    params = init_params("gru", 5, 8, 2, rng, dtype=np.float64)
+    ids = rng.integers(0, 5, 256 + 3 * 1100 + 1)
+    S, seg, C = segment_layout(len(ids))
+    assert (S, seg, C) == (3, 1100, 256)
+    got = char_logprobs(params, "gru", ids)
+    for k in (1, 2):
+        start = k * seg                      # segment k reads from here, scores from + C
+        part = ids[start:start + C + 2]
+        logits, _, _ = forward(params, "gru", part[None, :-1], zero_state("gru", 2, 1, 8,
+                                                                             np.float64))
+        want = log_softmax(logits)[np.arange(C + 1), part[1:]]
+        np.testing.assert_allclose(got[start + C:start + C + 1], want[C:C + 1], rtol=1e-12)
+    one = char_logprobs(params, "gru", ids, streams=1)
+    logits, _, _ = forward(params, "gru", ids[None, :-1], zero_state("gru", 2, 1, 8, np.float64))
+    np.testing.assert_allclose(one, log_softmax(logits)[np.arange(len(ids) - 1), ids[1:]],
+                               rtol=1e-12)
+    total, n = score_ids(params, "gru", ids, streams=1)
+    assert n == len(ids) - 1 and total == pytest.approx(-one.sum(), rel=1e-12)
 
 
 @pytest.mark.parametrize("length", [2, 1500, 5000])
