@@ -14,6 +14,7 @@ in the HTML itself, and a card and unit rows drawn by an inline script from the 
 
 import html
 import math
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -296,7 +297,6 @@ UNIT_BINS = 20                      # n0 (-1) .. n10 (0) .. n20 (+1)
 # how whitespace and control characters are shown (each stays one element)
 GLYPHS = {" ": "\u00b7", "\n": "\u21b5\n", "\t": "\u2192\t", "\r": "\u240d", "\x7f": "\u2421",
           "\u00a0": "\u237d"}
-NAMES = {" ": "space", "\n": "newline", "\t": "tab", "\r": "carriage return", "\u00a0": "no-break space"}
 
 
 def glyph(ch):
@@ -306,7 +306,9 @@ def glyph(ch):
     if ord(ch) < 0x20:
         return chr(0x2400 + ord(ch)), True       # the Unicode control pictures
     if ch.isspace():
-        return "\u2423", True
+        return "\u2423", True                    # other spaces: an open box
+    if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn"):
+        return "\u2370", True                    # other invisible characters: a quad question
     return ch, False
 
 
@@ -330,7 +332,7 @@ def unit_colour(k):
 
 
 def _style():
-    def pair(k, colour):   # the ink on this background, and a stand-in's (a paler one)
+    def pair(colour):   # the ink on this background, and a stand-in's (a paler one)
         dark = luminance(colour) < 0.2
         return f"background: {colour}; color: {'#fff' if dark else '#1f2328'}", \
             f"color: {'#d0d7de' if dark else '#8c959f'}"
@@ -339,7 +341,7 @@ def _style():
     for prefix, colours in (("s", [surprisal_colour(k) for k in range(BINS + 1)]),
                             ("n", [unit_colour(k) for k in range(UNIT_BINS + 1)])):
         for k, colour in enumerate(colours):
-            fill, stand_in = pair(k, colour)
+            fill, stand_in = pair(colour)
             rules += [f".{prefix}{k} {{ {fill}; }}", f".{prefix}{k}.w {{ {stand_in}; }}"]
     rules.append(".sx { background: #eaeef2; color: #57606a; }")
     rules += [f"#mode-rank:checked ~ main #text .r{k + 1}, .legend .r{k + 1} {{ background: {c}; "
@@ -402,7 +404,7 @@ def _legends():
     units = "".join(f'<span class="n{k}">{(k - 10) / 10:+.1f}</span>' if k % 5 == 0 else
                     f'<span class="n{k}">&nbsp;</span>' for k in range(UNIT_BINS + 1))
     return (f'<div class="legend bits">bits: {bits}<span class="s{BINS}">&ge;{MAX_BITS:g}</span>'
-            f'</div><div class="legend rank">rank of the true character: {ranks}</div>'
+            f'</div><div class="legend rank">rank: {ranks}</div>'
             f'<div class="legend">unit value: {units}</div>')
 
 
@@ -536,8 +538,8 @@ SCRIPT = r"""(function () {
   var names = {" ": "space", "\n": "newline", "\t": "tab", "\r": "carriage return",
                "\u00a0": "no-break space"};
   function name(c) {
-    return names[c] || (c.charCodeAt(0) < 32 ? "U+" + c.charCodeAt(0).toString(16).toUpperCase()
-                        .padStart(4, "0") : "\u2018" + c + "\u2019");
+    return names[c] || (/^[\p{C}\p{Z}]$/u.test(c) ? "U+" + c.codePointAt(0).toString(16)
+                        .toUpperCase().padStart(4, "0") : "\u2018" + c + "\u2019");
   }
   function mark(row) {
     for (var i = 0; i < row.children.length; i++) { row.children[i].ci = i; }
@@ -557,11 +559,12 @@ SCRIPT = r"""(function () {
   var char = document.getElementById("card-char"), where = document.getElementById("card-where");
   var score = document.getElementById("card-score");
   var tops = document.querySelectorAll("#card-top tr"), units = document.querySelectorAll("#card-units tr");
-  function percent(p) { return (p / 10).toFixed(1) + "%"; }
+  function percent(p) { return p === 0 ? "<0.1%" : (p / 10).toFixed(1) + "%"; }
   function show(i) {
     char.textContent = name(chars[i]);
-    where.textContent = "character " + i + " of " + n + " here (offset " + (data.start + i) +
-      " in the text), line " + lines[i] + ", column " + columns[i];
+    where.textContent = "character " + i.toLocaleString("en") + " of " + n.toLocaleString("en") +
+      " here (offset " + (data.start + i).toLocaleString("en") + " in the text), line " +
+      lines[i].toLocaleString("en") + ", column " + columns[i];
     if (data.bits[i] === null) {
       score.textContent = "the first character of the text: nothing before it to predict it from";
     } else {

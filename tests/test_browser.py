@@ -101,13 +101,13 @@ def test_the_pinned_card_shows_the_character_and_its_top_guesses(pages, tmp_path
     rows = [row for row in page.by_class("top")]
     assert [row["children"][0]["text"] for row in rows] == names
     assert [row["children"][1]["text"] for row in rows] == \
-        [f"{p / 10:.1f}%" for p in data["topp"][PIN * k:(PIN + 1) * k]]
+        [f"{p / 10:.1f}%" if p else "<0.1%" for p in data["topp"][PIN * k:(PIN + 1) * k]]
     true = [row for row in rows if "true" in row["attrs"]["class"].split()]
     assert len(true) == (1 if data["rank"][PIN] <= k else 0)
     bits = data["bits"][PIN] / 1000
     assert page.by_id("card-score")["text"].endswith(f"{bits:.2f} bits  \u00b7  rank "
                                                      f"{data['rank'][PIN]}")
-    assert page.by_id("card-where")["text"] == (f"character {PIN} of {len(TEXT)} here (offset "
+    assert page.by_id("card-where")["text"] == (f"character {PIN} of {len(TEXT):,} here (offset "
                                                 f"{PIN} in the text), line 2, column 2")
     # the pinned character is marked in the text and in each unit row, which the script drew
     text = page.by_id("text")["children"]

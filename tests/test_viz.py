@@ -265,3 +265,14 @@ def test_a_cut_text_says_so():
                              "others (10,000 characters by default, to keep the page small).")
     assert cut_note(cut) in render_html(cut)
     assert cut_note(build_view(ckpt, TEXT, "t", neurons=[])) == ""
+
+
+def test_invisible_characters_get_a_visible_stand_in():
+    text = "a b\tc\nd\x01e\u2003f\u200bg\x7fh"
+    ckpt = make_checkpoint("rnn", vocab="".join(sorted(set(text))))
+    parsed = Page(render_html(build_view(ckpt, text, "t", neurons=[])))
+    shown = [(t, "w" in classes) for classes, t in parsed.chars]
+    assert shown == [("a", False), ("\u00b7", True), ("b", False), ("\u2192\t", True),
+                     ("c", False), ("\u21b5\n", True), ("d", False), ("\u2401", True),
+                     ("e", False), ("\u2423", True), ("f", False), ("\u2370", True),
+                     ("g", False), ("\u2421", True), ("h", False)]
