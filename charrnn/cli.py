@@ -513,8 +513,9 @@ def _write_or_print(output, text, default):
 @click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
               help="The first character shown, an offset in the text from 0; the model reads "
                    "up to 1,000 characters before it first, as context.")
-@click.option("--length", type=click.IntRange(min=1), default=10_000, show_default=True,
-              help="Characters shown, at most (the page grows by about 100 bytes each).")
+@click.option("--length", type=click.IntRange(1, 100_000), default=10_000, show_default=True,
+              help="Characters shown, at most (the page grows by about 100 bytes each; "
+                   "100,000 at most).")
 @click.option("--neurons", default="auto", show_default=True, metavar="auto|L:i,...",
               help="The units given a row: auto picks them (the unit that follows each of a few "
                    "features of the text best, then the most varied), or a list of "

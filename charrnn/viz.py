@@ -28,6 +28,8 @@ TOP = 5                 # guesses listed per character
 CHUNK = 1024            # characters per forward chunk (one stream)
 CONTEXT = 1000          # characters before the first shown one that the model reads first
 MAX_CHARS = 10_000      # characters shown by default: keeps the page near a megabyte
+LENGTH_LIMIT = 100_000  # the most `charrnn viz --length` takes: every unit's value at every
+                        # character is kept (2 x 256 units: 200 MB), the page is near 10 MB
 MAX_BITS = 8.0          # the surprisal scale: 0 to 8 bits, in 16 half-bit steps (8 and above: 1)
 BITS_STEP = 0.5
 MIN_SD = 0.05           # units whose standard deviation over the shown text is below this are

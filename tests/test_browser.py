@@ -1,12 +1,15 @@
 """The views in a real browser: headless Chromium (Debian's `chromium` package) loads the pages
 from file://, runs their script without an error, and gives the DOM (--dump-dom) and a screenshot
-(--screenshot). Skipped where chromium is not installed; `make test-browser` installs it."""
+(--screenshot); driven over its DevTools pipe, the mouse and keys move the card. Skipped where
+chromium is not installed; `make test-browser` installs it."""
 
+import json
 import math
 import os
 import shutil
 import struct
 import subprocess
+import time
 import zlib
 from html.parser import HTMLParser
 
@@ -26,17 +29,21 @@ TEXT = ('First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\n
 PIN = 16     # a space: "First Citizen:\nB" -> TEXT[15] is "B", TEXT[16] is "e"
 
 
-def chromium(tmp_path, *args):
-    """Run headless Chromium; returns (stdout, the page's console messages)."""
+def flags(tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make test-browser installs it)")
     flags = ["--headless", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run",
-             "--enable-logging=stderr", "--v=0", f"--user-data-dir={tmp_path / 'profile'}"]
+             f"--user-data-dir={tmp_path / 'profile'}"]
     if os.geteuid() == 0:
         flags.append("--no-sandbox")   # Chromium refuses to run as root with its sandbox
-    proc = subprocess.run([CHROMIUM, *flags, *map(str, args)], capture_output=True, text=True,
-                          timeout=120)
+    return flags
+
+
+def chromium(tmp_path, *args):
+    """Run headless Chromium; returns (stdout, the page's console messages)."""
+    proc = subprocess.run([CHROMIUM, *flags(tmp_path), "--enable-logging=stderr", "--v=0",
+                           *map(str, args)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
 
@@ -210,3 +217,111 @@ def test_the_plot_page_draws_its_lines(pages, tmp_path):
              f"file://{root / 'curves.html'}")
     seen = colours_in(read_png(shot))
     assert {COLOURS[0], COLOURS[1]} <= seen
+
+
+class DevTools:
+    """Chromium driven over --remote-debugging-pipe (it reads commands on fd 3 and answers on
+    fd 4, each a JSON message ended by a NUL byte): one page, its JavaScript, mouse and keys."""
+
+    def __init__(self, tmp_path):
+        to_chrome, from_chrome = os.pipe(), os.pipe()
+
+        def plumb():   # in the child: its ends of the pipes as fds 3 and 4 (inheritable copies)
+            read, write = os.dup(to_chrome[0]), os.dup(from_chrome[1])
+            os.dup2(read, 3)
+            os.dup2(write, 4)
+
+        self.proc = subprocess.Popen([CHROMIUM, *flags(tmp_path), "--remote-debugging-pipe",
+                                      "--window-size=1200,900", "about:blank"],
+                                     close_fds=False, preexec_fn=plumb,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome[0])
+        os.close(from_chrome[1])
+        self._out = os.fdopen(to_chrome[1], "wb", buffering=0)
+        self._in = os.fdopen(from_chrome[0], "rb", buffering=0)
+        self._buffer, self._id, self.session = b"", 0, None
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target,
+                                 flatten=True)["sessionId"]
+
+    def send(self, method, **params):
+        self._id += 1
+        message = {"id": self._id, "method": method, "params": params}
+        if self.session:
+            message["sessionId"] = self.session
+        self._out.write(json.dumps(message).encode() + b"\0")
+        while True:   # events come in between: skip them
+            while b"\0" not in self._buffer:
+                chunk = self._in.read(1 << 16)
+                assert chunk, "chromium closed its DevTools pipe"
+                self._buffer += chunk
+            answer, self._buffer = self._buffer.split(b"\0", 1)
+            answer = json.loads(answer)
+            if answer.get("id") == self._id:
+                assert "error" not in answer, answer["error"]
+                return answer["result"]
+
+    def js(self, expression):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    def open(self, url):
+        self.send("Page.navigate", url=url)
+        deadline = time.monotonic() + 30
+        while self.js("document.readyState + (document.body ? document.body.dataset.ready : '')") \
+                != "complete1":
+            assert time.monotonic() < deadline, "the page's script did not finish"
+            time.sleep(0.1)
+
+    def mouse(self, kind, i):
+        """Move to, or click, character i of the text."""
+        x, y = self.js(f"(function () {{ var r = document.getElementById('text').children[{i}]"
+                       ".getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; "
+                       "})()")
+        if kind == "move":
+            self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        else:
+            for event in ("mousePressed", "mouseReleased"):
+                self.send("Input.dispatchMouseEvent", type=event, x=x, y=y, button="left",
+                          clickCount=1)
+
+    def key(self, key, code):
+        for event in ("keyDown", "keyUp"):
+            self.send("Input.dispatchKeyEvent", type=event, key=key, code=key,
+                      windowsVirtualKeyCode=code)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        self._out.close()
+        self._in.close()
+
+
+def test_hover_click_and_keys_move_the_card(pages, tmp_path):
+    root, view = pages
+    browser = DevTools(tmp_path)
+    try:
+        browser.open(f"file://{root / 'page.html'}")
+        card = "document.getElementById('card-where').textContent.split(' of ')[0]"
+        browser.mouse("move", 20)
+        assert browser.js(card) == "character 20"
+        browser.mouse("click", 20)                            # pins it
+        assert browser.js("location.hash") == "#pin=20"
+        browser.mouse("move", 30)
+        assert browser.js(card) == "character 20"             # a pinned card stays
+        browser.mouse("click", 20)                            # lets it go
+        assert browser.js("location.hash + document.querySelectorAll('.pin').length") == "0"
+        browser.js("document.getElementById('text').children[0].focus()")
+        assert browser.js(card) == "character 0"
+        browser.key("ArrowRight", 39)
+        browser.key("ArrowRight", 39)
+        assert browser.js(card) == "character 2"
+        browser.key("Enter", 13)
+        assert browser.js("location.hash") == "#pin=2"
+        browser.key("Escape", 27)
+        assert browser.js("location.hash") == ""
+        assert browser.js("document.getElementById('card-char').textContent") == \
+            f"\u2018{view.shown[2]}\u2019"
+    finally:
+        browser.close()

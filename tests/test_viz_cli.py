@@ -95,9 +95,9 @@ def test_chosen_units_window_and_stdin(files, tmp_path):
                                     "139")
 
 
-def test_the_cli_default_length_is_the_library_cap():
+def test_the_cli_length_default_and_limit_are_the_library_s():
     length = next(p for p in cli.commands["viz"].params if p.name == "length")
-    assert length.default == viz_module.MAX_CHARS
+    assert length.default == viz_module.MAX_CHARS and length.type.max == viz_module.LENGTH_LIMIT
 
 
 @pytest.mark.parametrize("args, message", [
@@ -111,7 +111,7 @@ def test_the_cli_default_length_is_the_library_cap():
     (["--start", "1000000"], f"Invalid value for '--start': 1,000,000 is beyond the end of the "
                              f"text ({len(TEXT):,} characters)"),
     (["--start", "-1"], "Invalid value for '--start': -1 is not in the range x>=0."),
-    (["--length", "0"], "Invalid value for '--length': 0 is not in the range x>=1."),
+    (["--length", "0"], "Invalid value for '--length': 0 is not in the range 1<=x<=100000."),
 ])
 def test_bad_options_are_usage_errors(files, args, message):
     assert_fails(viz(files, files / "text.txt", *args, "-o", "-"), 2, usage_error(message))
