@@ -1,4 +1,4 @@
-"""The charrnn command line: train, sample, eval.
+"""The charrnn command line: train, sample, eval, viz, plot.
 
 stdout carries data only (generated text, JSON); progress bars, logs and errors go to stderr.
 
@@ -491,17 +491,20 @@ def _write_per_char(path, names, scored):
 
 
 def _write_or_print(output, text, default):
-    """Write a view to output ('-': stdout; None: default, in the current directory). Returns
-    what to say on stderr about the file written ('' for stdout)."""
+    """Write a view to output ('-': stdout, quietly ended by a closed pipe; None: default, in the
+    current directory). Returns the path written and its size in bytes, or None for stdout."""
     from .page import write_view
 
     if str(output) == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return ""
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        return None
     path = output if output is not None else Path(default)
     write_view(path, text)
-    return f"wrote {path} ({len(text.encode('utf-8')):,} bytes; "
+    return path, len(text.encode("utf-8"))
 
 
 @cli.command()
@@ -556,8 +559,8 @@ def viz(file, checkpoint, output, start, length, neurons):
         click.echo(f"unit {u.layer}:{u.index}: "
                    + (f"{u.feature}, r = {u.r:+.2f}" if u.feature else f"sd {u.sd:.2f}"), err=True)
     if wrote:
-        click.echo(f"{wrote}{len(view.shown):,} characters, {view.bits_per_char():.3f} bits/char, "
-                   f"{len(view.units)} unit rows)", err=True)
+        click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(view.shown):,} characters, "
+                   f"{view.bits_per_char():.3f} bits/char, {len(view.units)} unit rows)", err=True)
 
 
 @cli.command()
@@ -594,4 +597,5 @@ def plot(run_dirs, output, axis):
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
     if wrote:
-        click.echo(f"{wrote}{len(runs)} run{'s' if len(runs) > 1 else ''})", err=True)
+        click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(runs)} "
+                   f"run{'s' if len(runs) > 1 else ''})", err=True)

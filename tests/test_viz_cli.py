@@ -2,6 +2,7 @@
 input."""
 
 import re
+import sys
 
 import pytest
 
@@ -137,3 +138,30 @@ def test_bad_inputs_are_one_line_errors(files, tmp_path, monkeypatch):
     assert_fails(invoke(["viz", files / "text.txt"]), 1,
                  "Error: no trained run found under ./runs; train one with 'charrnn train FILE' "
                  "or give --checkpoint\n")
+
+
+class ClosedPipe:
+    """A stdout whose reader went away (`| head`): every write raises BrokenPipeError."""
+
+    def __init__(self, path):
+        self.file = open(path, "w")
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+    def fileno(self):
+        return self.file.fileno()
+
+
+def test_a_closed_pipe_ends_quietly(files, tmp_path, monkeypatch, capsys):
+    # in-process: a pipe's reader cannot be made to go away at a known moment here
+    stdout = ClosedPipe(tmp_path / "stdout")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["viz", "-c", str(files / "run"), str(files / "text.txt"), "-o", "-"],
+                 prog_name="charrnn", standalone_mode=False)
+    stdout.file.close()
+    assert e.value.code == 0 and "Error" not in capsys.readouterr().err
