@@ -1,4 +1,4 @@
-"""The charrnn command line: train, sample, eval.
+"""The charrnn command line: train, sample, eval, viz, plot.
 
 stdout carries data only (generated text, JSON); progress bars, logs and errors go to stderr.
 
@@ -404,3 +404,113 @@ def _write_per_char(path, names, scored):
                              for k, lp in zip(kept, s.logprobs.tolist()))
     except OSError as e:
         raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
+
+
+def _write_or_print(output, text, default):
+    """Write a view to output ('-': stdout, quietly ended by a closed pipe; None: default, in the
+    current directory). Returns the path written and its size in bytes, or None for stdout."""
+    from .page import write_view
+
+    if str(output) == "-":
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        return None
+    path = output if output is not None else Path(default)
+    write_view(path, text)
+    return path, len(text.encode("utf-8"))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True,
+                                        path_type=Path))
+@checkpoint_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="The HTML file to write ('-': stdout). Default: viz.html here.")
+@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The first character shown, an offset in the text from 0; the model reads "
+                   "up to 1,000 characters before it first, as context.")
+@click.option("--length", type=click.IntRange(1, 100_000), default=10_000, show_default=True,
+              help="Characters shown, at most (the page grows by about 100 bytes each; "
+                   "100,000 at most).")
+@click.option("--neurons", default="auto", show_default=True, metavar="auto|L:i,...",
+              help="The units given a row: auto picks them (the unit that follows each of a few "
+                   "features of the text best, then the most varied), or a list of "
+                   "LAYER:INDEX, from 0, e.g. 0:12,1:200.")
+def viz(file, checkpoint, output, start, length, neurons):
+    """Write one self-contained HTML page: a text coloured by how surprised the model is at each
+    character, its top guesses, and what chosen units do.
+
+    The page has no URL in it and opens from file:// with no network; FILE may be '-' (stdin).
+
+    \b
+    Example:
+        charrnn viz --checkpoint runs/shakespeare tinyshakespeare.txt -o page.html
+        charrnn viz input.txt --start 5000 --length 2000 --neurons 0:12,1:37
+    """
+    from .checkpoint import CheckpointError
+    from .data import DataError, read_text_or_stdin
+    from .viz import ViewError, build_view, cut_note, parse_units, render_html
+
+    name = "<stdin>" if str(file) == "-" else str(file)
+    try:
+        ckpt = _load(checkpoint)
+        units = parse_units(neurons, ckpt.model_cfg.num_layers, ckpt.model_cfg.hidden_size)
+        text = read_text_or_stdin(file).text
+        try:
+            view = build_view(ckpt, text, name, start, length, units, str(ckpt.path))
+        except DataError as e:
+            raise DataError(f"{name}: {e}") from None
+        wrote = _write_or_print(output, render_html(view), "viz.html")
+    except ViewError as e:
+        raise click.BadParameter(str(e), param_hint=f"'--{e.argument}'") from None
+    except (CheckpointError, DataError) as e:
+        raise _fail(e) from None
+    if cut_note(view):
+        click.echo(f"note: {cut_note(view)}", err=True)
+    for u in view.units:
+        click.echo(f"unit {u.layer}:{u.index}: "
+                   + (f"{u.feature}, r = {u.r:+.2f}" if u.feature else f"sd {u.sd:.2f}"), err=True)
+    if wrote:
+        click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(view.shown):,} characters, "
+                   f"{view.bits_per_char():.3f} bits/char, {len(view.units)} unit rows)", err=True)
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+              help="The file to write: .svg, or .html (the chart and a table of the runs); '-' "
+                   "writes SVG to stdout. Default: curves.svg here.")
+@click.option("--x", "axis", type=click.Choice(["iteration", "seconds", "chars"]),
+              default="iteration", show_default=True,
+              help="The x axis: iterations, training time, or training characters read.")
+def plot(run_dirs, output, axis):
+    """Draw the training and validation loss of one or many runs on one chart (SVG or HTML).
+
+    Each run is labelled by its directory and what differs in its config from the others'.
+
+    \b
+    Example:
+        charrnn plot runs/* -o curves.html
+        charrnn plot runs/lr-1e-3 runs/lr-3e-3 --x seconds -o curves.svg
+    """
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .plot import read_run, render_html, render_svg
+
+    suffix = output.suffix.lower() if output is not None and str(output) != "-" else ".svg"
+    if suffix not in (".svg", ".html", ".htm"):
+        raise click.BadParameter(f"{output}: the name must end in .svg or .html (or be - for "
+                                 "SVG on stdout)", param_hint="'-o' / '--output'")
+    try:
+        runs = [read_run(d) for d in run_dirs]
+        chart = render_svg(runs, axis) if suffix == ".svg" else render_html(runs, axis)
+        wrote = _write_or_print(output, chart, "curves.svg")
+    except (CheckpointError, DataError) as e:
+        raise _fail(e) from None
+    if wrote:
+        click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(runs)} "
+                   f"run{'s' if len(runs) > 1 else ''})", err=True)
