@@ -84,12 +84,13 @@ def generate(model, seed=None, num_chars=200, *, temperature=1.0, top_k=0, top_p
     return texts[0] if num_samples is None else texts
 
 
-def score(model, text, *, unk="error"):
+def score(model, text, *, unk="error", exact=False):
     """Score a str under a model, as `charrnn eval` does: loss (nats/char), bits_per_char,
     perplexity, n_chars (every character but the first, which is only context), and logprobs:
     each scored character's log-probability in nats (float64 array; -sum is loss * n_chars).
-    unk='skip' leaves out characters outside the vocabulary (counted in 'skipped')."""
+    unk='skip' leaves out characters outside the vocabulary (counted in 'skipped'); exact: one
+    pass over the whole text, as `eval --exact`."""
     with Shards(model.train_cfg.threads) as shards:   # as the run was trained
-        scored = score_text(model, text, unk, shards)
+        scored = score_text(model, text, unk, shards, exact)
     return dict(scored.summary(), logprobs=scored.logprobs, skipped=scored.n_skipped)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ModelConfig, TrainConfig
-from .data import Vocab
+from .data import Vocab, usual_file_mode
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
@@ -75,7 +75,7 @@ def save_checkpoint(path, ckpt):
         with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
                                          delete=False) as f:
             tmp = f.name
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual mode
+            os.fchmod(f.fileno(), usual_file_mode())  # mkstemp makes 0600
             np.savez(f, **arrays)  # a file object: savez does not append ".npz"
             f.flush()
             os.fsync(f.fileno())
@@ -88,12 +88,6 @@ def save_checkpoint(path, ckpt):
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fsync_dir(directory):

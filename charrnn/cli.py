@@ -57,6 +57,11 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout instead of text.")
 
 
+def _presets():
+    """The shipped presets' names, as config.presets() lists them (without importing NumPy)."""
+    return sorted(p.stem for p in (Path(__file__).resolve().parent / "configs").glob("*.yaml"))
+
+
 def _load(checkpoint):
     """The checkpoint given, or the latest run's, said on stderr (stdout is for data)."""
     from .api import load
@@ -82,8 +87,9 @@ def cli():
 
 @cli.command()
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="YAML file of config keys (see configs/).")
+@click.option("--config", "config_path", metavar="YAML|PRESET",
+              help="YAML file of config keys, or the name of a preset shipped with charrnn: "
+                   + ", ".join(_presets()) + ".")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override one config key; repeatable. Wins over --config.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -310,8 +316,11 @@ def _quiet_broken_pipe():
                    "before each.")
 @click.option("--per-char", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.tsv",
               help="Write every scored character's log-probability (nats) to this TSV file.")
+@click.option("--exact", is_flag=True,
+              help="Score each text in one pass, the state carried from its first character to "
+                   "its last (one stream: slower), instead of in parallel segments.")
 @json_option
-def eval_command(files, checkpoint, unk, worst, per_char, as_json):
+def eval_command(files, checkpoint, unk, worst, per_char, exact, as_json):
     """Score a checkpoint on texts: loss in nats/char, bits/char, perplexity; per file and in total.
 
     FILE may be '-' for stdin.
@@ -337,7 +346,7 @@ def eval_command(files, checkpoint, unk, worst, per_char, as_json):
             for path, name in zip(files, names):
                 text = read_text_or_stdin(path).text
                 try:
-                    scored.append(score_text(ckpt, text, unk, shards))
+                    scored.append(score_text(ckpt, text, unk, shards, exact))
                 except DataError as e:
                     raise DataError(f"{name}: {e}") from None
         if per_char is not None:

@@ -150,6 +150,26 @@ def _refuse_leading_zeros(path, text):
                               f"{int(value.value.replace('_', ''))}", key.value)
 
 
+PRESETS_DIR = Path(__file__).resolve().parent / "configs"   # shipped inside the package
+
+
+def presets():
+    """The names of the shipped config presets (charrnn/configs/<name>.yaml), sorted."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def resolve_config(name):
+    """A config file's path: name itself if it is a file, else the preset of that name (with or
+    without .yaml). ConfigError naming the presets if it is neither."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    preset = PRESETS_DIR / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if path.parent == Path(".") and preset.is_file():
+        return preset
+    raise ConfigError(f"{name}: no such config file or preset (presets: {', '.join(presets())})")
+
+
 def read_yaml(path):
     """The mapping in a YAML config file ({} for an empty file)."""
     try:
@@ -180,6 +200,7 @@ def load_config(path=None, sets=(), base=None, overrides=None):
     values = dict(base or {})
     sources = {key: "defaults" for key in values}
     if path is not None:
+        path = resolve_config(path)
         for key, value in read_yaml(path).items():
             if key not in FIELDS:
                 raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(FIELDS)}",

@@ -313,6 +313,7 @@ def load_corpus(path=None, cache=None, vocab=None):
     # and a file another process has mapped is never written over (it keeps the old inode)
     cache = Path(cache)
     fd, partial = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
+    os.fchmod(fd, usual_file_mode())      # mkstemp makes 0600
     os.close(fd)
     try:
         ids = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n,))
@@ -322,6 +323,14 @@ def load_corpus(path=None, cache=None, vocab=None):
     finally:
         Path(partial).unlink(missing_ok=True)
     return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
+
+
+def usual_file_mode():
+    """The mode a new file gets by default here (0666 less the umask), for files that are made
+    under a temporary name first (mkstemp makes them 0600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _encode_into(ids, reader, lut, table):

@@ -146,10 +146,12 @@ class Scored:
         return summarize(-float(self.logprobs.sum()), len(self.logprobs))
 
 
-def score_text(ckpt, text, unk="error", shards=None):
+def score_text(ckpt, text, unk="error", shards=None, exact=False):
     """Score a str under a checkpoint. Characters outside its vocabulary raise DataError
     (unk='error') or are left out (unk='skip'; their neighbours become adjacent). A text with
-    fewer than 2 characters to read is a DataError. shards: a parallel.Shards, or None."""
+    fewer than 2 characters to read is a DataError. shards: a parallel.Shards, or None.
+    exact: score in one pass, the state carried from the first character to the last (one
+    stream: slower), instead of in parallel segments with context."""
     vocab = ckpt.vocab
     missing = vocab.missing(text)
     if missing and unk == "error":
@@ -166,7 +168,7 @@ def score_text(ckpt, text, unk="error", shards=None):
         raise DataError(f"the text has {len(scored)} character(s){also}; scoring needs at least "
                         "2 (the first is only context)")
     logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, vocab.encode(scored),
-                             shards=shards)
+                             streams=1 if exact else EVAL_STREAMS, shards=shards)
     return Scored(text, kept, logprobs, skipped)
 
 

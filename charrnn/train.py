@@ -176,6 +176,9 @@ class _Training:
         self.bar = None
         self.deadline = None               # with a time budget: when it is up (time.monotonic)
         self.reserve = 0.0                 # seconds that the final evaluation and save take
+        self.per_iter = None               # seconds per iteration: planned, then as observed
+        self.planned_per_iter = None
+        self.last_tick = None
         self.out_of_time = False
 
     def _zero_state(self):
@@ -259,6 +262,7 @@ class _Training:
         budget = parse_duration(cfg.time)
         per_iter, per_eval, per_save = self._measure(shards)
         self.reserve = per_eval + 2 * per_save       # the final evaluation and checkpoints
+        self.per_iter = self.planned_per_iter = per_iter
         left = budget * PLAN_MARGIN - (time.monotonic() - started) - self.reserve
         per_planned = per_iter + (per_eval + 1.5 * per_save) / cfg.eval_every
         planned = max(1, int(left / per_planned))
@@ -284,9 +288,16 @@ class _Training:
 
     def time_is_up(self):
         """With a budget: whether one more iteration would leave no time for the final
-        evaluation and save (a slower machine than planned for); then the run ends now."""
+        evaluation and save (a slower machine than planned for); then the run ends now. The
+        time of an iteration is followed as it is observed (a moving average), and the final
+        evaluation and save are expected to be slower in the same proportion."""
         if self.deadline is not None and not self.out_of_time:
-            self.out_of_time = time.monotonic() + self.reserve > self.deadline
+            now = time.monotonic()
+            if self.last_tick is not None:
+                self.per_iter = 0.8 * self.per_iter + 0.2 * (now - self.last_tick)
+            self.last_tick = now
+            slower = max(1.0, self.per_iter / self.planned_per_iter)
+            self.out_of_time = now + self.per_iter + slower * self.reserve > self.deadline
             if self.out_of_time:
                 self.say(f"time {self.cfg.time} is up at iteration {self.run.iteration:,} of "
                          f"the {self.cfg.max_iters:,} planned")

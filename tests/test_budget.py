@@ -104,14 +104,26 @@ def test_a_slower_machine_than_planned_ends_the_run_in_time(text_file, tmp_path,
     lines = []
     summary = charrnn.fit(text_file, out=tmp_path / "run", rng_seed=0, time="100s",
                           log=lines.append, **KEYS)
-    # after k iterations the clock says 1000 + 2k: at k = 50 the final evaluation and saves
-    # (0.7 s) would end past 1100
-    assert "time 100s is up at iteration 50 of the 90 planned" in lines
-    assert summary["iterations"] == 50
-    assert summary["notes"] == ["time 100s was up at iteration 50 of the 90 planned"]
+    # after k iterations the clock says 1000 + 2k; an iteration is seen to take 2 s (on
+    # average: 1, then 1.2, 1.36, ...), and the final evaluation and saves (0.7 s planned)
+    # as much slower: the run ends once 1000 + 2k + (one more iteration) + that > 1100
+    up = next(k for k in range(1, 90) if 1000 + 2 * k + _seen(k) + _seen(k) * 0.7 > 1100)
+    assert up == 49
+    assert f"time 100s is up at iteration {up} of the 90 planned" in lines
+    assert summary["iterations"] == up
+    assert summary["notes"] == [f"time 100s was up at iteration {up} of the 90 planned"]
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert rows[-1].startswith('{"iteration": 50,')
-    assert load_checkpoint(tmp_path / "run" / "last.npz").iteration == 50
+    assert rows[-1].startswith(f'{{"iteration": {up},')
+    assert load_checkpoint(tmp_path / "run" / "last.npz").iteration == up
+
+
+def _seen(k):
+    """The moving average of the seconds per iteration after k iterations of 2 s each, starting
+    from the planned 1 s (the first iteration gives no interval yet)."""
+    average = 1.0
+    for _ in range(k - 1):
+        average = 0.8 * average + 0.2 * 2.0
+    return average
 
 
 def test_a_budgeted_run_stopped_and_resumed_equals_the_uninterrupted_one(text_file, tmp_path,

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from charrnn.config import ConfigError, ModelConfig, TrainConfig, load_config
+from charrnn.config import (PRESETS_DIR, ConfigError, ModelConfig, TrainConfig, load_config,
+                            presets, read_yaml, resolve_config)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VALID_KEYS = ("model, hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
@@ -195,7 +196,8 @@ def test_yaml_file_not_utf8_gives_the_byte_offset(tmp_path):
 
 def test_missing_yaml_file(tmp_path):
     path = tmp_path / "nope.yaml"
-    assert _message(path) == f"{path}: cannot read: No such file or directory"
+    assert _message(path) == (f"{path}: no such config file or preset (presets: "
+                              f"{', '.join(presets())})")
 
 
 # --- --set syntax -----------------------------------------------------------------------------
@@ -261,6 +263,25 @@ def test_shipped_config_loads(path):
 
 def test_default_yaml_lists_exactly_the_code_defaults():
     assert load_config(CONFIGS / "default.yaml") == (ModelConfig(), TrainConfig())
+    listed = set(read_yaml(CONFIGS / "default.yaml"))
+    assert listed == {f.name for cls in (ModelConfig, TrainConfig) for f in dataclasses.fields(cls)}
+
+
+def test_presets_are_found_by_name_and_ship_inside_the_package(tmp_path, monkeypatch):
+    assert presets() == sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    assert "shakespeare" in presets() and PRESETS_DIR.parent.name == "charrnn"
+    monkeypatch.chdir(tmp_path)                  # no configs/ here
+    assert resolve_config("shakespeare") == PRESETS_DIR / "shakespeare.yaml"
+    assert resolve_config("shakespeare.yaml") == PRESETS_DIR / "shakespeare.yaml"
+    assert load_config("hello") == load_config(PRESETS_DIR / "hello.yaml")
+    (tmp_path / "shakespeare").write_text("hidden_size: 8\n")   # a file of that name wins
+    assert load_config("shakespeare")[0].hidden_size == 8
+    with pytest.raises(ConfigError) as info:
+        resolve_config("nonesuch")
+    assert str(info.value) == ("nonesuch: no such config file or preset (presets: "
+                               f"{', '.join(presets())})")
+    with pytest.raises(ConfigError):
+        resolve_config("elsewhere/shakespeare.yaml")   # a path, not a preset name
 
 
 def test_hello_yaml_values():

@@ -261,3 +261,33 @@ def test_eval_error_in_a_subprocess(files, tmp_path):
     assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
     assert proc.stderr == f"Error: {files / 'odd.txt'}: characters not in the vocabulary: " \
                           "'!', 'E', 'T'\n"
+
+
+def test_exact_scores_in_one_pass(files):
+    """--exact: the whole text in one stream, the state carried throughout; without it, long
+    texts are scored in segments with context (here 2,700 characters: two segments)."""
+    from charrnn.checkpoint import load_checkpoint
+    from charrnn.evaluate import char_logprobs, segment_layout
+
+    assert segment_layout(len(TEXT))[0] == 2
+    ckpt = load_checkpoint(files / "run")
+    ids = ckpt.vocab.encode(TEXT)
+    exact = json.loads(evaluate(files, files / "fox.txt", "--exact", "--json").stdout)
+    one_pass = -char_logprobs(ckpt.params, "lstm", ids, streams=1).sum() / (len(TEXT) - 1)
+    assert exact["loss"] == pytest.approx(one_pass, rel=1e-9)
+    segmented = json.loads(evaluate(files, files / "fox.txt", "--json").stdout)
+    assert segmented["n_chars"] == exact["n_chars"] == len(TEXT) - 1
+    assert segmented["loss"] == pytest.approx(exact["loss"], abs=0.01)
+
+
+def test_config_takes_a_preset_by_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                    # no configs/ folder here
+    (tmp_path / "hello.txt").write_text("hello", encoding="utf-8")
+    result = invoke(["train", "hello.txt", "--config", "hello", "--set", "max_iters=3",
+                     "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    config = json.loads(result.stdout)["config"]
+    assert (config["model"], config["hidden_size"], config["seq_length"]) == ("rnn", 10, 4)
+    result = invoke(["train", "hello.txt", "--config", "nonesuch"])
+    assert_fails(result, 2, "Error: nonesuch: no such config file or preset (presets: default, "
+                            "demo, hello, min-char-rnn, shakespeare)\n")

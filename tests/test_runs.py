@@ -14,6 +14,7 @@ import pytest
 
 from charrnn import runs
 from charrnn.checkpoint import load_checkpoint
+from charrnn.data import usual_file_mode
 from charrnn.runs import RunError, RunLock, make_run_dir
 
 from cli_helpers import assert_fails, invoke
@@ -166,3 +167,5 @@ def test_runs_started_at_once_in_one_directory_keep_to_their_own(text_file, tmp_
         assert not (run / "lock").exists()
         assert sorted(p.name for p in run.iterdir()) == ["best.npz", "data.npy", "last.npz",
                                                          "metrics.jsonl"]
+        for name in ("best.npz", "data.npy", "last.npz"):   # made 0600, then given the usual mode
+            assert (run / name).stat().st_mode & 0o777 == usual_file_mode()
