@@ -50,15 +50,21 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     try:
         return train(plan.corpus, plan.model_cfg, plan.train_cfg, plan.run_dir,
                      rng_seed=rng_seed, progress=progress, log=log, resume=plan.resume,
-                     init_from=plan.init_from, changed=plan.changed, started=started)
+                     init_from=plan.init_from, changed=plan.changed, started=started,
+                     notes=plan.notes)
     finally:
         plan.release()
 
 
 def dry_run(file=None, *, config=None, sets=(), init_from=None, rng_seed=None, **keys):
-    """What `charrnn train --dry-run` reports, as a dict; writes nothing."""
-    model_cfg, train_cfg, ckpt = runs.new_run_config(config, sets, init_from, keys)
-    return _dry_run(runs.read_corpus(file, None, ckpt), model_cfg, train_cfg, rng_seed)
+    """What `charrnn train --dry-run` reports, as a dict (with what charrnn would choose for
+    the keys left open, in notes); writes nothing."""
+    _, _, ckpt = runs.new_run_config(config, sets, init_from, keys)
+    corpus = runs.read_corpus(file, None, ckpt)
+    model_cfg, train_cfg, chosen = runs.open_choices(corpus, config, sets, keys, ckpt)
+    report = _dry_run(corpus, model_cfg, train_cfg, rng_seed)
+    report["notes"] += [chosen] if chosen else []
+    return report
 
 
 def load(path=None, runs_dir=runs.RUNS_DIR):

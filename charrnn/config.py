@@ -224,5 +224,13 @@ def load_config(path=None, sets=(), base=None, overrides=None):
         raise ConfigError(f"{sources.get(e.key, 'defaults')}: {e}", e.key) from None
 
 
+def given_keys(path=None, sets=(), overrides=None):
+    """The keys that a YAML file, --set items and overrides give (checked as load_config
+    checks them): what a run's user chose, as opposed to the defaults."""
+    keys = set(read_yaml(resolve_config(path))) if path is not None else set()
+    keys.update(_parse_set(item)[0] for item in sets)
+    return keys | set(overrides or {})
+
+
 def as_dict(model_cfg, train_cfg):
     return {**dataclasses.asdict(model_cfg), **dataclasses.asdict(train_cfg)}

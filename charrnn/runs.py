@@ -28,9 +28,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from . import auto
 from .checkpoint import Checkpoint, load_checkpoint
-from .config import ConfigError, as_dict, load_config
-from .data import BUILTIN_SOURCE, Corpus, DataError, file_sha256, load_corpus, open_cached
+from .config import (ConfigError, ModelConfig, TrainConfig, as_dict, given_keys, load_config,
+                     parse_duration)
+from .data import (BUILTIN_SOURCE, Batches, Corpus, DataError, file_sha256, load_corpus,
+                   open_cached)
+from .model import init_params
+from .parallel import Shards
+from .train import seconds_per_iteration
 
 try:
     import fcntl
@@ -189,6 +197,7 @@ class RunPlan:
     resume: Checkpoint | None = None
     init_from: Checkpoint | None = None
     changed: tuple = ()        # config keys that differ from the resumed run's
+    notes: tuple = ()          # what charrnn chose for the run (auto.py), to say
 
     def release(self):
         self.lock.release()
@@ -229,14 +238,46 @@ def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, over
             raise RunError(f"{run_dir}: already holds a run; choose another --out, or continue "
                            f"it with --resume {run_dir}")
         corpus = read_corpus(file, run_dir / "data.npy", ckpt)
-    except (RunError, DataError, OSError) as e:
+        model_cfg, train_cfg, chosen = open_choices(corpus, config, sets, overrides, ckpt)
+    except (RunError, DataError, ConfigError, OSError) as e:
         lock.release()
         if created and not isinstance(e, RunError):   # leave nothing half-made behind
             shutil.rmtree(run_dir, ignore_errors=True)
         if isinstance(e, OSError):
             raise RunError(f"{run_dir}: cannot write the run directory: {e.strerror}") from None
         raise
-    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=ckpt)
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=ckpt,
+                   notes=(chosen,) if chosen else ())
+
+
+def open_choices(corpus, config=None, sets=(), overrides=None, init_from=None):
+    """The config resolved again with charrnn's choices (auto.py) for the keys the user left
+    open: (ModelConfig, TrainConfig, the line saying what was chosen, or ""). A run started from
+    a checkpoint keeps its model, so only its length and schedule may be chosen."""
+    base = dataclasses.asdict(init_from.model_cfg) if init_from is not None else {}
+    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    resolved = as_dict(model_cfg, train_cfg)
+    given = {k: resolved[k] for k in given_keys(config, sets, overrides) | set(base)}
+    budget = parse_duration(train_cfg.time) if train_cfg.time else None
+
+    def seconds_per_char(model, N, T):
+        """Timed on a few throwaway iterations, on the text repeated if it is short."""
+        cfg = ModelConfig(**{**dataclasses.asdict(model_cfg), **model})
+        params = init_params(cfg.model, len(corpus.vocab), cfg.hidden_size, cfg.num_layers,
+                             np.random.default_rng(0))
+        ids = np.resize(np.asarray(corpus.ids[:4 * N * T + 1]), 4 * N * T + 1)
+        timing = TrainConfig(batch_size=N, seq_length=T, threads=train_cfg.threads)
+        with Shards(train_cfg.threads) as shards:
+            per_iter = seconds_per_iteration(params, cfg, timing, Batches(ids, N, T), shards,
+                                             timed_iters=2)
+        return per_iter / (N * T)
+
+    choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, seconds_per_char,
+                                budget)
+    if choices:
+        model_cfg, train_cfg = load_config(config, sets, base={**base, **choices},
+                                           overrides=overrides)
+    return model_cfg, train_cfg, said
 
 
 def plan_resume(run_dir, file=None, config=None, sets=(), overrides=None):

@@ -174,6 +174,7 @@ class _Training:
         self.started = time.perf_counter()
         self.seconds_before = self.run.info["seconds"]
         self.bar = None
+        self.notes = []
         self.deadline = None               # with a time budget: when it is up (time.monotonic)
         self.reserve = 0.0                 # seconds that the final evaluation and save take
         self.per_iter = None               # seconds per iteration: planned, then as observed
@@ -198,6 +199,8 @@ class _Training:
     def announce(self, changed, init_from):
         for note in self.corpus.notes:
             self.say(f"note: {self.corpus.source}: {note}")
+        for note in self.notes:
+            self.say(f"note: {note}")
         if self.resumed:
             self.say(f"resuming {self.out_dir} at iteration {self.run.iteration}"
                      + (f"; changed: {', '.join(changed)}" if changed else ""))
@@ -379,14 +382,14 @@ class _Training:
             "vocab_size": len(self.corpus.vocab),
             "lr_scale": info["lr_scale"],
             "config": as_dict(self.model_cfg, self.cfg),
-            "notes": list(self.corpus.notes) + (
+            "notes": list(self.corpus.notes) + self.notes + (
                 [f"time {self.cfg.time} was up at iteration {run.iteration:,} of the "
                  f"{self.cfg.max_iters:,} planned"] if self.out_of_time else []),
         }
 
 
 def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, log=None,
-          resume=None, init_from=None, changed=(), started=None):
+          resume=None, init_from=None, changed=(), started=None, notes=()):
     """Train on corpus (a data.Corpus) and write the run to out_dir (made and owned by the
     caller: runs.py).
 
@@ -395,12 +398,14 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     changed: the config keys that differ from the resumed run's, for the log and summary.
     log: a function taking one line of text (evaluations, notes), or None.
     started: when a time budget (train_cfg.time) began, as time.monotonic(); default now.
+    notes: lines about the run to say first and keep in the summary (e.g. what auto.py chose).
     Returns the summary dict (also what `train --json` prints).
     """
     started = time.monotonic() if started is None else started
     # set up a new run, or resume one, and say what it is
     t = _Training(corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from,
                   log or (lambda line: None))
+    t.notes = list(notes)
     t.announce(changed, init_from is not None)
     # made before tqdm starts its monitor thread, which would take a malloc arena of its own
     shards = Shards(train_cfg.threads)

@@ -44,6 +44,7 @@ CONFIGS = {  # name: (model, hidden, layers, batch, seq_length)
     "C1": ("lstm", 128, 2, 32, 64),
     "C2": ("lstm", 256, 2, 50, 50),
     "C3": ("lstm", 512, 2, 64, 100),
+    "C4": ("gru", 256, 2, 64, 100),      # configs/shakespeare.yaml's model
 }
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEXT = HERE.parents[1] / "shared" / "data" / "tinyshakespeare.txt"
@@ -53,7 +54,8 @@ THREADS = "2"
 def train_iters(name, iters):
     """Timed iterations for a configuration: C0's are tiny, C3's big; each config runs for about
     a second or more, as this machine's timings vary from moment to moment."""
-    return {"C0": iters * 100, "C1": iters * 4, "C2": iters, "C3": max(3, iters // 2)}[name]
+    return {"C0": iters * 100, "C1": iters * 4, "C2": iters, "C3": max(3, iters // 2),
+            "C4": iters}[name]
 
 
 def flops_per_char(cell, H, L, V, layer0_table):
@@ -159,6 +161,22 @@ def worker(text_path, name, iters):
                       "peak_mb": peak_mb, "vocab_size": V}))
 
 
+def fit_worker(text_path, name, iters):
+    """`charrnn train` as a user runs it, in this process (charrnn.fit: the text read and cached,
+    training, one validation, last.npz and best.npz written): prints its peak memory."""
+    import tempfile
+
+    import charrnn
+
+    cell, H, L, N, T = CONFIGS[name]
+    with tempfile.TemporaryDirectory() as out:
+        summary = charrnn.fit(text_path, out=Path(out) / "run", model=cell, hidden_size=H,
+                              num_layers=L, batch_size=N, seq_length=T, max_iters=iters,
+                              eval_every=iters, rng_seed=0)
+    print(json.dumps({"fit_peak_mb": peak_rss_mb(),
+                      "fit_cps": summary["chars_per_second"]}))
+
+
 def run_process(argv):
     env = dict(os.environ, OMP_NUM_THREADS=THREADS, OPENBLAS_NUM_THREADS=THREADS,
                MKL_NUM_THREADS=THREADS)
@@ -168,8 +186,8 @@ def run_process(argv):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def charrnn_run(text_path, name, iters):
-    argv = [sys.executable, str(Path(__file__).resolve()), "--worker", name, "--iters", str(iters)]
+def charrnn_run(text_path, name, iters, worker="--worker"):
+    argv = [sys.executable, str(Path(__file__).resolve()), worker, name, "--iters", str(iters)]
     if text_path:
         argv.insert(2, str(text_path))
     return run_process(argv)
@@ -203,6 +221,7 @@ def main():
                         help="an interpreter that can import torch")
     parser.add_argument("--json", action="store_true", help="one JSON object per config")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--fit-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     path = args.text or (DEFAULT_TEXT if DEFAULT_TEXT.is_file() else None)
     names = args.configs.split(",")
@@ -211,6 +230,9 @@ def main():
         parser.error(f"unknown configs: {', '.join(unknown)} (known: {', '.join(CONFIGS)})")
     if args.worker:
         worker(path, args.worker, args.iters)
+        return
+    if args.fit_worker:
+        fit_worker(path, args.fit_worker, args.iters)
         return
     if args.torch and path is None:
         parser.error("--torch needs a text file (the PyTorch script does not build the "
@@ -235,7 +257,10 @@ def main():
     for rep in range(args.repeats):          # alternating: each config, charrnn then PyTorch
         for name in names:
             iters = train_iters(name, args.iters)
-            runs[name]["charrnn"].append(charrnn_run(path, name, iters))
+            run = charrnn_run(path, name, iters)
+            if path is not None:     # the whole `charrnn train` process, as a user runs it
+                run.update(charrnn_run(path, name, max(2, iters // 4), "--fit-worker"))
+            runs[name]["charrnn"].append(run)
             if args.torch:
                 runs[name]["torch"].append(torch_run(args.torch_python, path, name, iters))
             print(f"  repeat {rep + 1}/{args.repeats} {name} done", file=sys.stderr, flush=True)
@@ -246,10 +271,10 @@ def main():
         info += f"; PyTorch {torch_version}"
     print(info + f"; medians of {args.repeats}", file=sys.stderr if args.json else sys.stdout)
     header = (f"{'config':6} {'model':>5} {'H':>4} {'L':>2} {'N':>3} {'T':>4} {'train/s':>8} "
-              f"{'% peak':>6} {'sample/s':>9} {'x64/s':>8} {'MB':>5}")
+              f"{'% peak':>6} {'sample/s':>9} {'x64/s':>8} {'MB':>5} {'fit MB':>6}")
     if args.torch:
         header += (f" | {'torch train/s':>13} {'% peak':>6} {'sample/s':>8} {'MB':>5} | {'train x':>7} "
-                   f"{'sample x':>8} {'memory':>6}")
+                   f"{'sample x':>8} {'memory':>6} {'fit mem':>7}")
     if not args.json:
         print(header)
     for name in names:
@@ -258,7 +283,7 @@ def main():
         row = {"config": name, "model": cell, "hidden": H, "layers": L, "batch": N,
                "seq_length": T}
         row.update({k: median(ours, k) for k in ("train_cps", "sample_cps", "batch_cps",
-                                                 "peak_mb")})
+                                                 "peak_mb", "fit_peak_mb") if k in ours[0]})
         V = ours[0]["vocab_size"]
         row["matmul_peak_flops"] = peak
         row["flops_per_char"] = flops_per_char(cell, H, L, V, layer0_table=uses_table(V, H, N * T))
@@ -266,7 +291,8 @@ def main():
         row["peak_fraction"] = row["train_cps"] * row["flops_per_char"] / peak
         line = (f"{name:6} {cell:>5} {H:>4} {L:>2} {N:>3} {T:>4} {row['train_cps']:>8,.0f} "
                 f"{100 * row['peak_fraction']:>5.0f}% {row['sample_cps']:>9,.0f} "
-                f"{row['batch_cps']:>8,.0f} {row['peak_mb']:>5.0f}")
+                f"{row['batch_cps']:>8,.0f} {row['peak_mb']:>5.0f} "
+                f"{row.get('fit_peak_mb', float('nan')):>6.0f}")
         if args.torch:
             theirs = runs[name]["torch"]
             for k in ("train_cps", "sample_cps", "peak_mb"):
@@ -276,10 +302,13 @@ def main():
             row["train_ratio"] = row["train_cps"] / row["torch_train_cps"]
             row["sample_ratio"] = row["sample_cps"] / row["torch_sample_cps"]
             row["memory_ratio"] = row["peak_mb"] / row["torch_peak_mb"]
+            if "fit_peak_mb" in row:
+                row["fit_memory_ratio"] = row["fit_peak_mb"] / row["torch_peak_mb"]
             line += (f" | {row['torch_train_cps']:>13,.0f} {100 * row['torch_peak_fraction']:>5.0f}% "
                      f"{row['torch_sample_cps']:>8,.0f} "
                      f"{row['torch_peak_mb']:>5.0f} | {row['train_ratio']:>6.2f}x "
-                     f"{row['sample_ratio']:>7.1f}x {row['memory_ratio']:>6.2f}")
+                     f"{row['sample_ratio']:>7.1f}x {row['memory_ratio']:>6.2f} "
+                     f"{row.get('fit_memory_ratio', float('nan')):>7.2f}")
         print(json.dumps(row) if args.json else line, flush=True)
 
 
