@@ -140,7 +140,8 @@ class _Training:
     """One run of the training loop in train(), step by step: set up or resume, one iteration,
     evaluate and save, roll back on divergence, summarize."""
 
-    def __init__(self, corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from, log):
+    def __init__(self, corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from, log,
+                 notes=()):
         self.corpus, self.model_cfg, self.cfg = corpus, model_cfg, train_cfg
         self.cell, self.L, self.H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
         self.batches, self.val_ids = prepare_data(corpus, train_cfg.val_frac,
@@ -174,7 +175,7 @@ class _Training:
         self.started = time.perf_counter()
         self.seconds_before = self.run.info["seconds"]
         self.bar = None
-        self.notes = []
+        self.notes = list(notes)           # what to say first and keep in the summary
         self.deadline = None               # with a time budget: when it is up (time.monotonic)
         self.reserve = 0.0                 # seconds that the final evaluation and save take
         self.per_iter = None               # seconds per iteration: planned, then as observed
@@ -404,37 +405,36 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     started = time.monotonic() if started is None else started
     # set up a new run, or resume one, and say what it is
     t = _Training(corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from,
-                  log or (lambda line: None))
-    t.notes = list(notes)
+                  log or (lambda line: None), notes)
     t.announce(changed, init_from is not None)
-    # made before tqdm starts its monitor thread, which would take a malloc arena of its own
-    shards = Shards(train_cfg.threads)
-    if train_cfg.time:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            t.plan(shards, started)
-    t.bar = bar = tqdm(total=t.cfg.max_iters, initial=t.run.iteration, desc="train",
-                       unit="it", file=sys.stderr, dynamic_ncols=True,
-                       disable=None if progress else True)
     chars_per_iter = train_cfg.batch_size * train_cfg.seq_length
-    # overflow and NaN are not warnings here: the divergence policy deals with them
-    with shards, bar, _SignalFlag() as stop, \
+    # Shards are made before tqdm starts its monitor thread, which would take a malloc arena of
+    # its own; overflow and NaN are not warnings here: the divergence policy deals with them
+    with Shards(train_cfg.threads) as shards, _SignalFlag() as stop, \
             np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        while t.run.iteration < t.cfg.max_iters and not t.out_of_time:
-            # stop between two iterations on SIGINT or SIGTERM, with last.npz written
-            if stop.signum is not None:
-                t.interrupt(stop.signum)
-            # one iteration on the next chunk, on the cores this process may use now
-            shards.update()
-            if t.step(shards):
-                speed = ((t.run.iteration - t.start_iteration) * chars_per_iter
-                         / (time.perf_counter() - t.started))
-                bar.set_postfix_str(f"loss {t.smooth:.3f}, {speed:,.0f} chars/s", refresh=False)
-                bar.update(1)
-                if not (t.time_is_up() or t.evaluation_due()):
-                    continue
-                # evaluate the loss on the validation text and write the checkpoints
-                t.evaluate_and_save(shards)
-            bar.n = t.run.iteration      # after a rollback, the bar goes back too
+        # with a time budget: plan the run's iterations to fit it
+        if train_cfg.time:
+            t.plan(shards, started)
+        t.bar = tqdm(total=t.cfg.max_iters, initial=t.run.iteration, desc="train", unit="it",
+                     file=sys.stderr, dynamic_ncols=True, disable=None if progress else True)
+        with t.bar as bar:
+            while t.run.iteration < t.cfg.max_iters and not t.out_of_time:
+                # stop between two iterations on SIGINT or SIGTERM, with last.npz written
+                if stop.signum is not None:
+                    t.interrupt(stop.signum)
+                # one iteration on the next chunk, on the cores this process may use now
+                shards.update()
+                if t.step(shards):
+                    speed = ((t.run.iteration - t.start_iteration) * chars_per_iter
+                             / (time.perf_counter() - t.started))
+                    bar.set_postfix_str(f"loss {t.smooth:.3f}, {speed:,.0f} chars/s",
+                                        refresh=False)
+                    bar.update(1)
+                    if not (t.time_is_up() or t.evaluation_due()):
+                        continue
+                    # evaluate the loss on the validation text and write the checkpoints
+                    t.evaluate_and_save(shards)
+                bar.n = t.run.iteration      # after a rollback, the bar goes back too
     return t.summary(changed)
 
 
