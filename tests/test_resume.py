@@ -111,8 +111,8 @@ def test_resume_refuses_other_text_unsafe_changes_and_nothing_to_do(text_file, t
     result = invoke(["train", other, "--resume", run, *_sets("max_iters=20")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.startswith(f"Error: {other}: not the text {run} was trained on (SHA-256 ")
-    assert result.stderr.endswith(f"resume with that text, or start a new run with --init-from "
-                                  f"{run}\n")
+    assert result.stderr.endswith(f"resume with that text, go on with this one with --new-text, "
+                                  f"or start a new run with --init-from {run}\n")
     result = invoke(["train", "--resume", run, *_sets("max_iters=20", "hidden_size=32")])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: cannot resume {run} with hidden_size=32: the run has "
