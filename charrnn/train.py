@@ -492,7 +492,8 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             if t.step(shards):
                 speed = ((t.run.iteration - t.start_iteration) * chars_per_iter
                          / (time.perf_counter() - t.started))
-                bar.set_postfix_str(f"loss {t.smooth:.3f}, {speed:,.0f} chars/s", refresh=False)
+                smooth = "-" if t.smooth is None else f"{t.smooth:.3f}"   # none scored yet
+                bar.set_postfix_str(f"loss {smooth}, {speed:,.0f} chars/s", refresh=False)
                 bar.update(1)
                 if not (t.time_is_up() or t.evaluation_due()):
                     continue
