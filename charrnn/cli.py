@@ -427,11 +427,15 @@ def _accuracy_lines(name, r):
     def figures(f, n_chars):
         percent = lambda x: "-" if x is None else f"{100 * x:.2f} %"  # noqa: E731
         return (f"accuracy {percent(f['accuracy'])} teacher-forced ({f['correct_chars']:,} of "
-                f"{n_chars:,} characters), exact match {percent(f['exact_match'])} "
-                f"({f['exact_lines']:,} of {f['n_lines']:,} lines)")
+                f"{_count(n_chars, 'character')}), exact match {percent(f['exact_match'])} "
+                f"({f['exact_lines']:,} of {_count(f['n_lines'], 'line')})")
     return ([f"{name}: {figures(r, r['n_chars'])}"]
             + [f"  L={v['length']} N={v['nesting']}: {figures(v, v['n_chars'])}"
                for v in r.get("levels", ())])
+
+
+def _count(n, noun):
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _skip_report(scored, unk):

@@ -11,6 +11,11 @@ state 1.5195, segments with 256 characters of context 1.5121). streams=1 is that
 Given a parallel.Shards, the segments are scored in shards of streams at the same time, as
 training batches are (each segment's figures are its own: only the order of the final sum
 differs).
+
+With a completion setting (the completion key), a mask over the ids (data.completion_mask) says
+which characters count: every character is still read and predicted, only the counted ones are
+summed; score_completions also counts those the model ranks first (teacher-forced accuracy), and
+score_text keeps each character's rank-first flag for accuracy.py.
 """
 
 import functools
