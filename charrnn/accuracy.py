@@ -51,6 +51,8 @@ def completion_counts(ckpt, scored, shards=None):
     for the whole text and (L, N) for the lines of each labelled level. accuracy_report turns
     it into figures; merge_counts adds up several texts'."""
     separator, end = check_completion(ckpt)
+    if scored.hits is None:
+        raise ValueError("completion_counts needs a text scored with hits=True")
     read, kept = scored.read(), scored.kept
     newlines = np.flatnonzero(np.frombuffer(scored.text.encode("utf-32-le", "surrogatepass"),
                                             dtype="<u4") == ord("\n"))

@@ -130,9 +130,20 @@ def parse_args(argv):
 
 def main(argv=None):
     import charrnn
-    from charrnn.config import ConfigError, as_dict, load_config, parse_duration
 
     parser, args = parse_args(argv)
+    try:
+        curriculum(parser, args)
+    except (charrnn.DataError, charrnn.RunError, charrnn.TrainingError,
+            charrnn.CheckpointError) as e:
+        parser.exit(1, f"{parser.prog}: error: {e}\n")
+
+
+def curriculum(parser, args):
+    """The run (see the module docstring): log lines on stderr, the summary on stdout."""
+    import charrnn
+    from charrnn.config import ConfigError, as_dict, load_config, parse_duration
+
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
         paper = as_dict(*load_config(PRESET))

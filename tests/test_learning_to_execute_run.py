@@ -86,3 +86,13 @@ def test_the_preset_is_the_papers_model_in_the_generators_vocabulary():
             train_cfg.clip_mode, train_cfg.batch_size, train_cfg.seq_length) == (
         "sgd", 0.5, 5.0, "norm", 100, 50)
     assert train_cfg.completion == lte.SEPARATOR + lte.END and train_cfg.vocab == lte.VOCAB + "\n"
+
+
+def test_a_run_directory_in_use_is_an_error_not_a_traceback(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.npz").write_bytes(b"")
+    result = run(*TINY, "--out", tmp_path / "run", "--max-iters", "5", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (f"learning_to_execute_run.py: error: {tmp_path / 'run'}: already "
+                             "holds a run; choose another --out, or continue it with --resume "
+                             f"{tmp_path / 'run'}\n")
