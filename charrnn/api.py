@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from . import runs
+from .accuracy import accuracy_report, check_completion, completion_counts
 from .checkpoint import latest_run, load_checkpoint
 from .config import ConfigError
 from .evaluate import score_text
@@ -28,7 +29,7 @@ from .train import train
 
 
 def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=None,
-        rng_seed=None, progress=False, log=None, runs_dir=runs.RUNS_DIR, **keys):
+        new_text=False, rng_seed=None, progress=False, log=None, runs_dir=runs.RUNS_DIR, **keys):
     """Train a run, as `charrnn train`; returns its summary (what `train --json` prints).
 
     file: the UTF-8 training text (None: the built-in corpus; with resume, the run's own text).
@@ -36,15 +37,19 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     as keyword arguments (hidden_size=64), which win over both.
     out: the run directory to make (default runs_dir/<time>-<file name>, unique).
     resume: a run directory to continue exactly; init_from: a checkpoint or run directory whose
-    weights start a new run. progress: show the tqdm bar on stderr; log: a function that takes
-    each log line (evaluations, notes), or None for silence.
+    weights start a new run. new_text: with resume, go on with file, another text (the weights,
+    optimizer state and iteration carried on; the text read from its beginning; see runs.py).
+    progress: show the tqdm bar on stderr; log: a function that takes each log line
+    (evaluations, notes), or None for silence.
     """
     started = time.monotonic()             # a time budget counts from here
     if resume is not None and (init_from is not None or out is not None):
         raise ConfigError("resume continues a run in its own directory: it cannot be combined "
                           "with init_from or out")
+    if new_text and resume is None:
+        raise ConfigError("new_text continues a run on another text: it needs resume")
     if resume is not None:
-        plan = runs.plan_resume(resume, file, config, sets, keys)
+        plan = runs.plan_resume(resume, file, config, sets, keys, new_text)
     else:
         plan = runs.plan_new_run(file, config, sets, out, init_from, keys, runs_dir)
     try:
@@ -59,8 +64,8 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
 def dry_run(file=None, *, config=None, sets=(), init_from=None, rng_seed=None, **keys):
     """What `charrnn train --dry-run` reports, as a dict (with what charrnn would choose for
     the keys left open, in notes); writes nothing."""
-    _, _, ckpt = runs.new_run_config(config, sets, init_from, keys)
-    corpus = runs.read_corpus(file, None, ckpt)
+    _, train_cfg, ckpt = runs.new_run_config(config, sets, init_from, keys)
+    corpus = runs.read_corpus(file, None, ckpt, train_cfg.vocab)
     model_cfg, train_cfg, chosen = runs.open_choices(corpus, config, sets, keys, ckpt)
     report = _dry_run(corpus, model_cfg, train_cfg, rng_seed)
     report["notes"] += [chosen] if chosen else []
@@ -90,13 +95,21 @@ def generate(model, seed=None, num_chars=200, *, temperature=1.0, top_k=0, top_p
     return texts[0] if num_samples is None else texts
 
 
-def score(model, text, *, unk="error", exact=False):
+def score(model, text, *, unk="error", exact=False, accuracy=False):
     """Score a str under a model, as `charrnn eval` does: loss (nats/char), bits_per_char,
-    perplexity, n_chars (every character but the first, which is only context), and logprobs:
-    each scored character's log-probability in nats (float64 array; -sum is loss * n_chars).
-    unk='skip' leaves out characters outside the vocabulary (counted in 'skipped'); exact: one
-    pass over the whole text, as `eval --exact`."""
+    perplexity, n_chars (every character but the first, which is only context; with the model's
+    completion setting, the completions' characters), and logprobs: each scored character's
+    log-probability in nats (float64 array; -sum is loss * n_chars). unk='skip' leaves out
+    characters outside the vocabulary (counted in 'skipped'); exact: one pass over the whole
+    text, as `eval --exact`. accuracy: also what `eval --accuracy --json` adds (a model with a
+    completion setting only, else ConfigError): accuracy (teacher-forced), correct_chars,
+    exact_match (greedy), exact_lines, n_lines and, for labelled lines, levels."""
+    if accuracy:
+        check_completion(model)
     with Shards(model.train_cfg.threads) as shards:   # as the run was trained
-        scored = score_text(model, text, unk, shards, exact)
-    return dict(scored.summary(), logprobs=scored.logprobs, skipped=scored.n_skipped)
+        scored = score_text(model, text, unk, shards, exact, hits=accuracy)
+        report = accuracy_report(completion_counts(model, scored, shards)) if accuracy else {}
+    completion = model.train_cfg.completion
+    return dict(scored.summary(), **({"completion": completion} if completion else {}), **report,
+                logprobs=scored.scored_logprobs(), skipped=scored.n_skipped)
 

@@ -97,6 +97,10 @@ def cli():
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue the run in this directory from its last.npz, exactly where it "
                    "stopped. Only max_iters, learning_rate, eval_every and threads may change.")
+@click.option("--new-text", is_flag=True,
+              help="With --resume: go on with FILE, another text (in the run's vocabulary), "
+                   "read from its beginning; the weights, optimizer state and iteration carry "
+                   "on.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path),
               help="Start a new run from this checkpoint's (or run directory's) weights.")
 @click.option("--time", "budget", metavar="DURATION", callback=lambda c, p, v: _check_time(v),
@@ -107,8 +111,8 @@ def cli():
               help="Check the text and config, time a few iterations, write nothing.")
 @rng_seed_option
 @json_option
-def train(file, config_path, sets, out, resume_dir, init_from, budget, dry_run, rng_seed,
-          as_json):
+def train(file, config_path, sets, out, resume_dir, new_text, init_from, budget, dry_run,
+          rng_seed, as_json):
     """Train a model on a UTF-8 text file (default: the built-in corpus).
 
     Holds out the last val_frac of the text for validation and writes last.npz, best.npz and
@@ -124,6 +128,9 @@ def train(file, config_path, sets, out, resume_dir, init_from, budget, dry_run, 
     if resume_dir and (init_from or out or dry_run):
         raise click.UsageError("--resume continues a run in its own directory: it cannot be "
                                "combined with --init-from, --out or --dry-run")
+    if new_text and (not resume_dir or file is None):
+        raise click.UsageError("--new-text goes on with FILE in the run of --resume: it needs "
+                               "both")
     log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     keys = {"time": budget} if budget is not None else {}
     try:
@@ -133,8 +140,8 @@ def train(file, config_path, sets, out, resume_dir, init_from, budget, dry_run, 
             click.echo(json.dumps(report) if as_json else _dry_run_text(report))
             return
         summary = api.fit(file, config=config_path, sets=sets, out=out, resume=resume_dir,
-                          init_from=init_from, rng_seed=rng_seed, progress=not as_json, log=log,
-                          **keys)
+                          init_from=init_from, new_text=new_text, rng_seed=rng_seed,
+                          progress=not as_json, log=log, **keys)
     except _expected_errors() as e:
         raise _fail(e) from None
     except Interrupted as e:
@@ -319,17 +326,24 @@ def _quiet_broken_pipe():
 @click.option("--exact", is_flag=True,
               help="Score each text in one pass, the state carried from its first character to "
                    "its last (one stream: slower), instead of in parallel segments.")
+@click.option("--accuracy", is_flag=True,
+              help="A model trained with a completion setting: also the teacher-forced "
+                   "accuracy per character of the completions and the greedy exact match per "
+                   "line, and per level for lines labelled L<TAB>N<TAB>.")
 @json_option
-def eval_command(files, checkpoint, unk, worst, per_char, exact, as_json):
+def eval_command(files, checkpoint, unk, worst, per_char, exact, accuracy, as_json):
     """Score a checkpoint on texts: loss in nats/char, bits/char, perplexity; per file and in total.
 
-    FILE may be '-' for stdin.
+    FILE may be '-' for stdin. With a model trained with a completion setting, only the
+    completions' characters are scored.
 
     \b
     Example:
         charrnn eval input.txt --json
         charrnn eval a.txt b.txt --worst 10 --per-char scores.tsv
+        charrnn eval test-labelled.txt --accuracy
     """
+    from .accuracy import accuracy_report, completion_counts, merge_counts
     from .checkpoint import CheckpointError
     from .data import DataError, read_text_or_stdin
     from .evaluate import score_text, total_summary, worst as find_worst
@@ -341,20 +355,31 @@ def eval_command(files, checkpoint, unk, worst, per_char, exact, as_json):
     names = ["<stdin>" if f == "-" else f for f in given]   # in text and messages
     try:
         ckpt = _load(checkpoint)
-        scored = []
+        completion = ckpt.train_cfg.completion
+        if accuracy and not completion:
+            raise click.BadParameter(f"{ckpt.path} was trained without a completion setting "
+                                     "(the completion key), and accuracy is measured on "
+                                     "completions", param_hint="'--accuracy'")
+        scored, counts = [], []
         with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
             for path, name in zip(files, names):
                 text = read_text_or_stdin(path).text
                 try:
-                    scored.append(score_text(ckpt, text, unk, shards, exact))
+                    scored.append(score_text(ckpt, text, unk, shards, exact, hits=accuracy))
                 except DataError as e:
                     raise DataError(f"{name}: {e}") from None
+                if accuracy:
+                    counts.append(completion_counts(ckpt, scored[-1], shards))
         if per_char is not None:
             _write_per_char(per_char, given, scored)
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
-    reports = [dict(s.summary(), **_skip_report([s], unk)) for s in scored]
-    total = dict(total_summary(scored), **_skip_report(scored, unk))
+    what = {"completion": completion} if completion else {}
+    reports = [dict(s.summary(), **what, **_skip_report([s], unk),
+                    **(accuracy_report(c) if accuracy else {}))
+               for s, c in zip(scored, counts or [None] * len(scored))]
+    total = dict(total_summary(scored), **what, **_skip_report(scored, unk),
+                 **(accuracy_report(merge_counts(counts)) if accuracy else {}))
     worst_found = find_worst(scored, worst) if worst else []
     if as_json:
         result = dict(total)
@@ -364,9 +389,12 @@ def eval_command(files, checkpoint, unk, worst, per_char, exact, as_json):
             result["worst"] = [{"file": given[w.pop("index")], **w} for w in worst_found]
         output = json.dumps(result)
     else:
-        lines = [f"{name}: {_score_line(r)}" for name, r in zip(names, reports)]
+        lines = []
+        for name, r in zip(names, reports):
+            lines += [f"{name}: {_score_line(r)}"] + (_accuracy_lines(name, r) if accuracy else [])
         if len(files) > 1:
             lines.append(f"total: {_score_line(total)}")
+            lines += _accuracy_lines("total", total) if accuracy else []
         if worst:
             lines.append(f"the {len(worst_found)} most surprising characters:")
             lines += [f"  {w['logprob']:8.4f}  {names[w['index']]}:{w['line']}:{w['column']}  "
@@ -381,12 +409,33 @@ def eval_command(files, checkpoint, unk, worst, per_char, exact, as_json):
 def _score_line(r):
     from .data import format_chars
 
+    counted = "characters"
+    if r.get("completion"):
+        separator, end = r["completion"]
+        counted = f"completion characters (after {separator!r}, through {end!r})"
     line = (f"loss {r['loss']:.4f} nats/char, {r['bits_per_char']:.4f} bits/char, perplexity "
-            f"{r['perplexity']:.3f}, {r['n_chars']:,} characters")
+            f"{r['perplexity']:.3f}, {r['n_chars']:,} {counted}")
     if r.get("skipped"):
         line += (f"; skipped {r['skipped']:,} character{'s' if r['skipped'] > 1 else ''} not in "
                  f"the vocabulary: {format_chars(r['skipped_chars'])}")
     return line
+
+
+def _accuracy_lines(name, r):
+    """eval --accuracy's text lines: the accuracy line of a file (or the total), then one per
+    labelled level."""
+    def figures(f, n_chars):
+        percent = lambda x: "-" if x is None else f"{100 * x:.2f} %"  # noqa: E731
+        return (f"accuracy {percent(f['accuracy'])} teacher-forced ({f['correct_chars']:,} of "
+                f"{_count(n_chars, 'character')}), exact match {percent(f['exact_match'])} "
+                f"({f['exact_lines']:,} of {_count(f['n_lines'], 'line')})")
+    return ([f"{name}: {figures(r, r['n_chars'])}"]
+            + [f"  L={v['length']} N={v['nesting']}: {figures(v, v['n_chars'])}"
+               for v in r.get("levels", ())])
+
+
+def _count(n, noun):
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _skip_report(scored, unk):
@@ -408,9 +457,11 @@ def _write_per_char(path, names, scored):
         with open(path, "w", encoding="utf-8", newline="\n") as f:
             f.write("file\toffset\tchar\tlogprob\n")
             for name, s in zip(names, scored):
-                name, text, kept = name.translate(escape), s.text, s.kept[1:].tolist()
+                name, text, kept = name.translate(escape), s.text, s.kept[1:]
+                if s.counted is not None:     # a completion setting: its characters only
+                    kept = kept[s.counted]
                 f.writelines(f"{name}\t{k}\t{text[k].translate(escape)}\t{lp:.6f}\n"
-                             for k, lp in zip(kept, s.logprobs.tolist()))
+                             for k, lp in zip(kept.tolist(), s.scored_logprobs().tolist()))
     except OSError as e:
         raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
 

@@ -59,6 +59,11 @@ class TrainConfig:
     eval_every: int = 200        # iterations between validation evaluations and checkpoints
     val_frac: float = 0.05       # the last fraction of the text held out for validation; 0: none,
                                  # evaluations then score the training text (for toys)
+    completion: str = ""         # a separator and an end mark, e.g. "@.": the loss (training,
+                                 # validation, eval) counts only the characters after a separator
+                                 # up to and including the end mark; "": every character
+    vocab: str = ""              # the vocabulary, given explicitly (its characters, in any order;
+                                 # kept sorted by code point); "": the text's own characters
     threads: int = 2             # shards of each batch trained at once, one per core (parallel.py),
                                  # where batch_size x hidden_size >= 4096 per shard; 1: one thread;
                                  # also for validation, eval and sample --num-samples
@@ -84,6 +89,18 @@ class TrainConfig:
             raise ConfigError(f"grad_clip must be >= 0, got {self.grad_clip}", "grad_clip")
         if not 0.0 <= self.val_frac < 1.0:
             raise ConfigError(f"val_frac must be in [0, 1), got {self.val_frac}", "val_frac")
+        if self.completion and (len(self.completion) != 2
+                                or self.completion[0] == self.completion[1]):
+            raise ConfigError("completion must be two different characters, a separator then an "
+                              f"end mark (e.g. '@.'), or '' for none; got {self.completion!r}",
+                              "completion")
+        if self.vocab and len(set(self.vocab)) < 2:
+            raise ConfigError("vocab must hold at least 2 different characters, or be '' for the "
+                              f"text's own; got {self.vocab!r}", "vocab")
+        lacking = sorted(set(self.completion) - set(self.vocab)) if self.vocab else []
+        if lacking:
+            raise ConfigError(f"completion {self.completion!r} has characters that vocab lacks: "
+                              f"{', '.join(map(repr, lacking))}", "completion")
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -123,8 +140,13 @@ def _check_type(key, value, source):
     return value
 
 
+# keys whose --set value is taken exactly as written: spaces and newlines are characters there
+VERBATIM = ("completion", "vocab")
+
+
 def _parse_set(item):
-    """'key=value' from --set, the value converted to the key's type."""
+    """'key=value' from --set, the value converted to the key's type (and stripped of spaces
+    around it, but for VERBATIM keys)."""
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
@@ -133,7 +155,7 @@ def _parse_set(item):
         raise ConfigError(f"--set: unknown key {key!r}; valid keys: {', '.join(FIELDS)}", key)
     want = type(FIELDS[key].default)
     try:
-        return key, want(text.strip())
+        return key, want(text if key in VERBATIM else text.strip())
     except ValueError:
         raise ConfigError(f"--set: {key}={text!r} should be {want.__name__}", key) from None
 

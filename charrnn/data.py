@@ -6,10 +6,16 @@ holds V ids (uint8 up to 256 characters); batches are cast to int32.
 
 Batching follows char-rnn: the training ids are cut into batch_size parallel streams, each read in
 seq_length chunks, so the hidden state of stream n carries over from one chunk to the next.
+
+Prompt/completion texts (the completion config key, e.g. "@."): completion_mask says which
+characters are scored, the ones after a separator up to and including the end mark, and Batches
+turns the targets that are not into -1; strip_labels removes the `L<TAB>N<TAB>` labels that
+scripts/learning_to_execute.py --labels puts before each line.
 """
 
 import codecs
 import hashlib
+import re
 import importlib.util
 import io
 import os
@@ -71,6 +77,13 @@ class Vocab:
 def _code_points(text):
     """The code points of text as an int32 array, without a Python loop."""
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int32)
+
+
+def take_chars(text, positions):
+    """The characters of text at positions (increasing offsets), as a str, without a Python
+    loop."""
+    return _code_points(text)[positions].astype("<u4").tobytes().decode("utf-32-le",
+                                                                        "surrogatepass")
 
 
 def format_chars(chars, limit=20):
@@ -280,11 +293,12 @@ def _encode_chunk(text, lut, table):
     return lut[np.frombuffer(raw, dtype=np.uint8)]
 
 
-def load_corpus(path=None, cache=None, vocab=None):
+def load_corpus(path=None, cache=None, vocab=None, vocab_source="the checkpoint's vocabulary"):
     """Read and encode a training text (None: the built-in corpus) into ids.
 
     cache: an .npy path to write the ids to, memory-mapped; or None to keep them in memory.
-    vocab: encode with this vocabulary (fine-tuning); characters outside it are a DataError.
+    vocab: encode with this vocabulary (fine-tuning, or the vocab key); characters outside it are
+    a DataError naming them and vocab_source (where the vocabulary came from).
     """
     reader = _reader(path)
     seen = np.zeros(MAX_CODE_POINT, dtype=bool)
@@ -299,7 +313,7 @@ def load_corpus(path=None, cache=None, vocab=None):
     else:
         missing = np.setdiff1d(present, vocab.code_points())
         if missing.size:
-            raise DataError(f"{reader.source}: characters not in the checkpoint's vocabulary: "
+            raise DataError(f"{reader.source}: characters not in {vocab_source}: "
                             f"{format_chars([chr(c) for c in missing])}")
     dtype = vocab.id_dtype()
     lut = np.zeros(MAX_CODE_POINT, dtype=dtype)
@@ -367,28 +381,97 @@ class Batches:
 
     Stream n is ids[n * L : (n + 1) * L + 1] with L = (len(ids) - 1) // batch_size; chunk k of a
     pass is columns k * T .. (k + 1) * T of every stream. The chunk for an iteration depends on the
-    iteration alone, so a resumed run reads on from the same place.
+    iteration alone, so a resumed run reads on from the same place. mask (len(ids),) bool, from
+    completion_mask: the targets of characters it leaves out are -1 (not scored).
     """
 
-    def __init__(self, ids, batch_size, seq_length):
+    def __init__(self, ids, batch_size, seq_length, mask=None):
         self.batch_size, self.seq_length = batch_size, seq_length
         L = (len(ids) - 1) // batch_size
-        self.per_pass = L // seq_length  # chunks per pass over the data
+        self.per_pass = chunks_per_pass(len(ids), batch_size, seq_length)
         if self.per_pass < 1:
             raise DataError(f"the training text has {len(ids)} characters; batch_size "
                             f"{batch_size} x seq_length {seq_length} needs at least "
                             f"{min_length(batch_size, seq_length)}")
         self.inputs = ids[:batch_size * L].reshape(batch_size, L)
         self.targets = ids[1:batch_size * L + 1].reshape(batch_size, L)
+        self.scored = None if mask is None else mask[1:batch_size * L + 1].reshape(batch_size, L)
 
     def chunk(self, iteration):
-        """(inputs, targets), each (N, T) int32, and whether this chunk starts a new pass."""
+        """(inputs, targets), each (N, T) int32, and whether this chunk starts a new pass.
+        Targets that the mask leaves out are -1."""
         k = iteration % self.per_pass
         cols = slice(k * self.seq_length, (k + 1) * self.seq_length)
-        return (self.inputs[:, cols].astype(np.int32), self.targets[:, cols].astype(np.int32),
-                k == 0)
+        targets = self.targets[:, cols].astype(np.int32)
+        if self.scored is not None:
+            targets[~self.scored[:, cols]] = -1
+        return self.inputs[:, cols].astype(np.int32), targets, k == 0
+
+
+def chunks_per_pass(n_ids, batch_size, seq_length):
+    """The chunks in one pass over n_ids training ids (Batches.per_pass)."""
+    return (n_ids - 1) // batch_size // seq_length
 
 
 def min_length(batch_size, seq_length):
     """The fewest characters that make one training chunk."""
     return batch_size * seq_length + 1
+
+
+# ----------------------------------------------------------------------------- completions
+
+MASK_BLOCK = 1 << 24     # ids per block of completion_mask (its temporaries are 8 bytes an id)
+
+
+def completion_mask(ids, separator, end):
+    """Which characters a completion setting scores: mask[j] is True iff the most recent
+    separator-or-end-mark character strictly before j is the separator. So the characters after
+    a separator, up to and including the end mark, are scored; the prompt, the separator itself
+    and what follows the end mark (a newline) are not. A completion without its end mark runs on
+    to the next mark. ids: (n,) ids; separator, end: their ids. Returns (n,) bool; mask[0] is
+    False (nothing precedes it).
+
+    Vectorised: the position of the latest mark at or before each j is a running maximum
+    (np.maximum.accumulate) of the marks' positions; block by block, carrying whether the last
+    mark so far was the separator, so that a long text needs no n-sized int64 temporary."""
+    mask = np.zeros(len(ids), dtype=bool)
+    inside = False           # whether the last mark before this block is the separator
+    for lo in range(0, len(ids), MASK_BLOCK):
+        block = np.asarray(ids[lo:lo + MASK_BLOCK])
+        is_sep = block == separator
+        is_mark = is_sep | (block == end)
+        # latest[j]: the position (in the block) of the last mark at or before j, -1 for none
+        latest = np.maximum.accumulate(np.where(is_mark, np.arange(len(block)), -1))
+        before = np.concatenate(([-1], latest[:-1]))    # ... strictly before j
+        mask[lo:lo + len(block)] = np.where(before >= 0, is_sep[np.maximum(before, 0)], inside)
+        if latest[-1] >= 0:
+            inside = bool(is_sep[latest[-1]])
+    return mask
+
+
+LABEL = re.compile(r"(\d+)\t(\d+)\t")   # scripts/learning_to_execute.py --labels: L<TAB>N<TAB>
+
+
+def strip_labels(text):
+    """The `L<TAB>N<TAB>` labels at the start of a text's lines: (kept, levels), where kept is
+    the (n,) int64 offsets of the characters of text that are not labels, and levels a tuple of
+    (L, N), or None, for each line (split at newlines; an empty line has none). A text in which
+    no line has a label gives (None, None). DataError if some non-empty lines have one and
+    others do not: it names the first line without."""
+    lines = text.split("\n")
+    found = [LABEL.match(line) for line in lines]
+    if not any(found):
+        return None, None
+    for number, (line, match) in enumerate(zip(lines, found), 1):
+        if line and match is None:
+            raise DataError(f"line {number} has no L<TAB>N<TAB> label, but other lines have "
+                            "one (scripts/learning_to_execute.py --labels writes them on every "
+                            "line)")
+    keep = np.ones(len(text), dtype=bool)
+    offset = 0
+    for line, match in zip(lines, found):
+        if match is not None:
+            keep[offset:offset + match.end()] = False
+        offset += len(line) + 1
+    levels = tuple((int(m.group(1)), int(m.group(2))) if m else None for m in found)
+    return np.flatnonzero(keep), levels

@@ -11,6 +11,11 @@ state 1.5195, segments with 256 characters of context 1.5121). streams=1 is that
 Given a parallel.Shards, the segments are scored in shards of streams at the same time, as
 training batches are (each segment's figures are its own: only the order of the final sum
 differs).
+
+With a completion setting (the completion key), a mask over the ids (data.completion_mask) says
+which characters count: every character is still read and predicted, only the counted ones are
+summed; score_completions also counts those the model ranks first (teacher-forced accuracy), and
+score_text keeps each character's rank-first flag for accuracy.py.
 """
 
 import functools
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataError, format_chars
+from .data import DataError, completion_mask, format_chars, strip_labels, take_chars
 from .layers import log_softmax
 from .model import forward, zero_state
 from .parallel import InTurn, shard_bounds
@@ -43,10 +48,11 @@ def segment_layout(n_chars, streams=EVAL_STREAMS, context=EVAL_CONTEXT):
     return S, -(-(P - context) // S), context
 
 
-def _segments(ids, streams, context):
-    """(inputs, targets, positions), each (S, seg + C): column j of segment k reads position
-    p = k seg + j (see segment_layout); targets are -1 where nothing is scored (the context,
-    and past the end), and positions -1 there too."""
+def _segments(ids, streams, context, mask=None):
+    """(inputs, targets, positions, counted), each (S, seg + C): column j of segment k reads
+    position p = k seg + j (see segment_layout); targets are -1 where nothing is scored (the
+    context, and past the end), and positions -1 there too. counted: where a target is scored,
+    and with mask (a completion setting's, over ids) only where mask[p + 1]; None without."""
     P = len(ids) - 1
     S, seg, C = segment_layout(len(ids), streams, context)
     index = np.int32 if S * (seg + C) < 2**31 else np.int64
@@ -56,69 +62,108 @@ def _segments(ids, streams, context):
     inputs = ids[read].astype(np.int32)          # gathered from the compact ids, then cast
     read += 1
     targets = ids[read].astype(np.int32)
+    counted = None if mask is None else mask[read]
     del read
     unscored = positions >= P
     unscored[1:, :C] = True                      # the context of segments 1 .. S-1
     targets[unscored] = -1
     positions[unscored] = -1
-    return inputs, targets, positions
+    if counted is not None:
+        counted &= ~unscored
+    return inputs, targets, positions, counted
 
 
-def _segment_scores(params, cell, inputs, targets, seq_length, out=None):
-    """The total loss in nats of these segments' targets, inputs and targets (S, W), read a
-    forward chunk at a time with the state carried; if out (S, W) is given, each column's
-    log-probability is written there (that of id 0 where the target is -1)."""
+def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out=None,
+                    hits=None):
+    """(total loss in nats, characters predicted right) over these segments' counted targets
+    (those >= 0, and where counted (S, W) is True when given), inputs and targets (S, W), read a
+    forward chunk at a time with the state carried. If out (S, W) is given, each column's
+    log-probability is written there (that of id 0 where the target is -1); if hits (S, W) is,
+    whether the target was among the most likely characters there (the argmax; a tie counts as
+    right, as in Zaremba and Sutskever's MaskedLoss), and the right ones are counted (else the
+    count is 0)."""
     S, seg = inputs.shape
     L, H = params["Wx"].shape[:2]
     state = zero_state(cell, L, S, H, params["Wx"].dtype)
-    total = 0.0
+    total, right = 0.0, 0
     for start in range(0, seg, seq_length):
         cols = slice(start, start + seq_length)
         logits, state, _ = forward(params, cell, inputs[:, cols], state)
         picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
-        logp = log_softmax(logits)[np.arange(len(picks)), np.maximum(picks, 0)]
-        total -= float(logp[picks >= 0].sum(dtype=np.float64))
+        rows, picked = np.arange(len(picks)), np.maximum(picks, 0)
+        logp = log_softmax(logits)[rows, picked]
+        scored = picks >= 0
+        if counted is not None:
+            scored &= counted[:, cols].T.reshape(-1)
+        total -= float(logp[scored].sum(dtype=np.float64))
         if out is not None:
             out[:, cols] = logp.reshape(-1, S).T
-    return total
+        if hits is not None:
+            hit = logits[rows, picked] >= logits.max(axis=1)
+            hits[:, cols] = hit.reshape(-1, S).T
+            right += int((hit & scored).sum())
+    return total, right
 
 
-def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EVAL_CONTEXT):
-    """_segment_scores over the segmented text, in shards of segments when shards is given;
-    with out, the log-probability of each position p (0 .. len(ids) - 2) is written to out[p]."""
+def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EVAL_CONTEXT,
+            mask=None, hits=None):
+    """_segment_scores over the segmented text, in shards of segments when shards is given:
+    (total, right). With out (and hits), the log-probability (and whether it was the argmax) of
+    each position p (0 .. len(ids) - 2) is written to out[p] (hits[p])."""
     shards = shards if shards is not None else InTurn()
-    inputs, targets, positions = _segments(ids, streams, context)
+    inputs, targets, positions, counted = _segments(ids, streams, context, mask)
     lp = None if out is None else np.zeros(inputs.shape)
+    hp = None if hits is None else np.zeros(inputs.shape, dtype=bool)
     bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.threads)
     jobs = [functools.partial(_segment_scores, params, cell, inputs[lo:hi], targets[lo:hi],
-                              seq_length, None if lp is None else lp[lo:hi])
+                              seq_length, None if counted is None else counted[lo:hi],
+                              None if lp is None else lp[lo:hi], None if hp is None else hp[lo:hi])
             for lo, hi in bounds]
-    total = sum(shards.map(jobs))
+    results = shards.map(jobs)
+    keep = positions >= 0
     if out is not None:
-        keep = positions >= 0
         out[positions[keep]] = lp[keep]
-    return total
+    if hits is not None:
+        hits[positions[keep]] = hp[keep]
+    return sum(r[0] for r in results), sum(r[1] for r in results)
 
 
 def score_ids(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH, shards=None,
-              context=EVAL_CONTEXT):
+              context=EVAL_CONTEXT, mask=None):
     """Total loss in nats and the number of characters scored (len(ids) - 1). streams=1
-    scores the text in one pass, the state carried from its first character to its last."""
+    scores the text in one pass, the state carried from its first character to its last.
+    mask: a completion setting's (data.completion_mask over ids): only the characters j >= 1
+    with mask[j] are scored and counted."""
     P = len(ids) - 1
     if P < 1:
         return 0.0, 0
-    return _scores(params, cell, ids, streams, seq_length, shards, context=context), P
+    total, _ = _scores(params, cell, ids, streams, seq_length, shards, context=context, mask=mask)
+    return total, P if mask is None else int(mask[1:].sum())
+
+
+def score_completions(params, cell, ids, mask, shards=None):
+    """For validation with a completion setting: (total loss in nats, characters scored,
+    characters predicted right), over the characters j >= 1 with mask[j], segmented as
+    score_ids is. Teacher-forced: each prediction is made from the true text before it."""
+    if len(ids) < 2:
+        return 0.0, 0, 0
+    hits = np.zeros(len(ids) - 1, dtype=bool)
+    total, right = _scores(params, cell, ids, EVAL_STREAMS, EVAL_SEQ_LENGTH, shards, mask=mask,
+                           hits=hits)
+    return total, int(mask[1:].sum()), right
 
 
 def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH,
-                  shards=None, context=EVAL_CONTEXT):
+                  shards=None, context=EVAL_CONTEXT, hits=None):
     """log p(ids[p + 1] | ids[:p + 1]) in nats for every predicted position p, (len(ids) - 1,)
-    float64, segmented as score_ids is: -char_logprobs(...).sum() is score_ids' total."""
+    float64, segmented as score_ids is: -char_logprobs(...).sum() is score_ids' total. hits, a
+    (len(ids) - 1,) bool array, gets whether ids[p + 1] was the most likely character (a tie
+    counts) at each p."""
     P = len(ids) - 1
     if P < 1:
         return np.zeros(0)
     out = np.zeros(P)
-    _scores(params, cell, ids, streams, seq_length, shards, out, context)
+    _scores(params, cell, ids, streams, seq_length, shards, out, context, hits=hits)
     return out
 
 
@@ -132,44 +177,84 @@ def summarize(total_nats, n_chars):
 @dataclass(frozen=True)
 class Scored:
     """A text scored under a model. Character kept[i] of text is the i-th character the model
-    read; logprobs[i] is the log-probability of the (i + 1)-th, given those before it."""
+    read; logprobs[i] is the log-probability of the (i + 1)-th, given those before it. With a
+    completion setting, only the predictions where counted is True are scored (see
+    data.completion_mask)."""
     text: str               # the text as given
-    kept: np.ndarray        # (M,) positions in text of the characters scored, increasing
+    kept: np.ndarray        # (M,) positions in text of the characters read, increasing
     logprobs: np.ndarray    # (M - 1,) float64, nats
     skipped: dict           # character -> count, characters outside the vocabulary left out
+    counted: np.ndarray | None = None  # (M - 1,) bool: the predictions scored; None: all
+    hits: np.ndarray | None = None     # (M - 1,) bool, when asked for: the true character was
+                                       # the most likely one (teacher-forced accuracy)
+    levels: tuple | None = None        # per line of text, its label's (L, N) (or None); None
+                                       # when the lines carry no labels
 
     @property
     def n_skipped(self):
         return sum(self.skipped.values())
 
+    def scored_logprobs(self):
+        """The log-probabilities of the scored characters (all, without a completion setting)."""
+        return self.logprobs if self.counted is None else self.logprobs[self.counted]
+
+    def read(self):
+        """The text as the model read it: text's characters at kept."""
+        return take_chars(self.text, self.kept)
+
     def summary(self):
-        return summarize(-float(self.logprobs.sum()), len(self.logprobs))
+        logprobs = self.scored_logprobs()
+        return summarize(-float(logprobs.sum()), len(logprobs))
 
 
-def score_text(ckpt, text, unk="error", shards=None, exact=False):
+def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
     """Score a str under a checkpoint. Characters outside its vocabulary raise DataError
     (unk='error') or are left out (unk='skip'; their neighbours become adjacent). A text with
     fewer than 2 characters to read is a DataError. shards: a parallel.Shards, or None.
     exact: score in one pass, the state carried from the first character to the last (one
-    stream: slower), instead of in parallel segments with context."""
-    vocab = ckpt.vocab
-    missing = vocab.missing(text)
+    stream: slower), instead of in parallel segments with context. hits: also record whether
+    each character was the model's most likely one (Scored.hits).
+
+    With the checkpoint's completion setting, the lines' `L<TAB>N<TAB>` labels are not read
+    (Scored.levels keeps them) and only the completions' characters are scored; a text without
+    any is a DataError."""
+    vocab, completion = ckpt.vocab, ckpt.train_cfg.completion
+    kept, levels = strip_labels(text) if completion else (None, None)
+    kept = np.arange(len(text)) if kept is None else kept
+    read = text if len(kept) == len(text) else take_chars(text, kept)
+    missing = vocab.missing(read)
     if missing and unk == "error":
         raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
+    skipped = {}
     if missing:
-        known = np.array([ch in vocab.stoi for ch in text])
-        kept = np.flatnonzero(known)
-        skipped = {ch: text.count(ch) for ch in missing}
-        scored = "".join(ch for ch in text if ch in vocab.stoi)
-    else:
-        kept, skipped, scored = np.arange(len(text)), {}, text
-    if len(scored) < 2:
+        known = np.array([ch in vocab.stoi for ch in read])
+        kept = kept[known]
+        skipped = {ch: read.count(ch) for ch in missing}
+        read = "".join(ch for ch in read if ch in vocab.stoi)
+    if len(read) < 2:
         also = " after skipping those outside the vocabulary" if missing else ""
-        raise DataError(f"the text has {len(scored)} character(s){also}; scoring needs at least "
+        raise DataError(f"the text has {len(read)} character(s){also}; scoring needs at least "
                         "2 (the first is only context)")
-    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, vocab.encode(scored),
-                             streams=1 if exact else EVAL_STREAMS, shards=shards)
-    return Scored(text, kept, logprobs, skipped)
+    ids = vocab.encode(read)
+    counted = None
+    if completion:
+        counted = completion_ids_mask(vocab, ids, completion)[1:]
+        if not counted.any():
+            raise DataError(f"no completion to score: completion {completion!r} scores the "
+                            f"characters after {completion[0]!r} up to and including "
+                            f"{completion[1]!r}, and the text has none")
+    right = np.zeros(len(ids) - 1, dtype=bool) if hits else None
+    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, ids,
+                             streams=1 if exact else EVAL_STREAMS, shards=shards, hits=right)
+    return Scored(text, kept, logprobs, skipped, counted, right, levels)
+
+
+def completion_ids_mask(vocab, ids, completion):
+    """data.completion_mask for a completion setting's two characters; all False when the
+    vocabulary lacks either (then nothing can be scored)."""
+    if any(ch not in vocab.stoi for ch in completion):
+        return np.zeros(len(ids), dtype=bool)
+    return completion_mask(ids, vocab.stoi[completion[0]], vocab.stoi[completion[1]])
 
 
 def evaluate_text(ckpt, text):
@@ -180,8 +265,8 @@ def evaluate_text(ckpt, text):
 
 def total_summary(scored):
     """The figures over several scored texts together (each one's first character is context)."""
-    return summarize(-float(sum(s.logprobs.sum() for s in scored)),
-                     sum(len(s.logprobs) for s in scored))
+    return summarize(-float(sum(s.scored_logprobs().sum() for s in scored)),
+                     sum(len(s.scored_logprobs()) for s in scored))
 
 
 def worst(scored, k, context=20):
@@ -191,9 +276,12 @@ def worst(scored, k, context=20):
     before it)."""
     if not scored:
         return []
-    which = np.concatenate([np.full(len(s.logprobs), i) for i, s in enumerate(scored)])
-    at = np.concatenate([np.arange(1, len(s.logprobs) + 1) for s in scored])  # index into kept
-    logprobs = np.concatenate([s.logprobs for s in scored])
+    # only the scored characters (a completion setting's); at: their index into kept
+    at = [np.arange(1, len(s.logprobs) + 1) for s in scored]
+    at = [a if s.counted is None else a[s.counted] for a, s in zip(at, scored)]
+    which = np.concatenate([np.full(len(a), i) for i, a in enumerate(at)])
+    at = np.concatenate(at)
+    logprobs = np.concatenate([s.scored_logprobs() for s in scored])
     picks = np.argsort(logprobs, kind="stable")[:k]
     found = []
     for p in picks:

@@ -262,14 +262,16 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     Returns (mean loss per character, grads, new state). The gradients are those of the loss
     summed over T and averaged over N; the new state is detached (plain arrays). batch_size: the
     N to average over, when these streams are a shard of a larger batch (parallel.py); then the
-    shards' gradients add up to the batch's.
+    shards' gradients add up to the batch's. Targets of -1 do not count (a completion setting's
+    prompts): the loss is then the mean over the counted characters, the gradient that of their
+    sum over T averaged over N, and a chunk with none counted has loss 0.0 and zero gradients.
     """
     N, T = inputs.shape
     logits, new_state, cache = forward(params, cell, inputs, state, dropout, rng)
     total, count, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1),
                                                   1.0 / (batch_size or N))
     grads, _ = backward(params, cell, dlogits, cache, consume=True)
-    return total / count, grads, new_state
+    return (total / count if count else 0.0), grads, new_state
 
 
 def clip_grads(grads, grad_clip, clip_mode):

@@ -35,16 +35,17 @@ def init_state(optimizer, params, momentum=0.0):
 
 
 def learning_rate_at(learning_rate, lr_decay, iteration, iters_per_pass, schedule="constant",
-                     warmup_iters=0, max_iters=None, lr_floor=0.1):
+                     warmup_iters=0, max_iters=None, lr_floor=0.1, passes=None):
     """lr for an iteration (0 for the first update), derived from the iteration alone, so that
     a resumed run is at the same point of its schedule:
 
-        1) multiplied by lr_decay after each whole pass over the training data;
+        1) multiplied by lr_decay after each whole pass over the training data (passes: how
+           many there were, when not iteration // iters_per_pass: a run that switched texts);
         2) warm-up: times (iteration + 1) / warmup_iters while iteration < warmup_iters;
         3) cosine: then times lr_floor + (1 - lr_floor) (1 + cos(pi p)) / 2, where p goes from 0
            at the end of warm-up to 1 at max_iters, so the last update is made near lr_floor.
     """
-    lr = learning_rate * lr_decay ** (iteration // iters_per_pass)
+    lr = learning_rate * lr_decay ** (iteration // iters_per_pass if passes is None else passes)
     if iteration < warmup_iters:
         return lr * (iteration + 1) / warmup_iters
     if schedule == "cosine":

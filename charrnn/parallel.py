@@ -174,8 +174,10 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
                               dropout, shard_rng, batch_size=N)
             for (lo, hi), shard_rng in zip(bounds, rngs)]
     results = shards.map(jobs)
-    # every shard's loss is per character of that shard; each has (hi - lo) * T characters
-    loss = sum(r[0] * (hi - lo) for r, (lo, hi) in zip(results, bounds)) / N
+    # every shard's loss is per counted character of that shard: (hi - lo) * T of them, or
+    # fewer where targets are -1 (a completion setting), maybe none
+    counts = [int((targets[lo:hi] >= 0).sum()) for lo, hi in bounds]
+    loss = sum(r[0] * c for r, c in zip(results, counts)) / sum(counts) if sum(counts) else 0.0
     grads = results[0][1]
     for _, more, _ in results[1:]:
         for name, g in grads.items():

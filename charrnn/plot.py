@@ -59,8 +59,10 @@ def read_run(run_dir):
                 continue
             try:
                 record = json.loads(line)
-                record = {key: float(record[key]) for key in
-                          ("iteration", "train_loss", "val_loss", "seconds")}
+                # a null train_loss: no chunk scored a character (a completion setting's)
+                record = {key: math.nan if record[key] is None and key == "train_loss"
+                          else float(record[key])
+                          for key in ("iteration", "train_loss", "val_loss", "seconds")}
             except (ValueError, KeyError, TypeError):
                 raise DataError(f"{path}:{number}: not a metrics record (a JSON object with "
                                 "iteration, train_loss, val_loss and seconds)") from None

@@ -16,6 +16,15 @@ the Python API and the tests all go through:
 - A new run refuses a directory that already holds a run (last.npz or best.npz); --resume
   continues one only with the same text (SHA-256) and config, but for SAFE_TO_CHANGE; a run
   started --init-from a checkpoint keeps its model keys and vocabulary.
+- A resume with new_text (--new-text) continues the run (weights, optimizer state, RNG,
+  iteration, learning-rate scale) on another text, in the run's vocabulary, read from its
+  beginning with the hidden state reset; the config rules are those of any resume. The switch is
+  recorded at once: last.npz gets the new text's SHA-256 and source, text_start (the iteration
+  of the switch), passes_before (whole passes over the earlier texts, for lr_decay) and a reset
+  best_val_loss (the validation text changed), and the new ids replace data.npy. The files are
+  replaced in an order that never leaves a data.npy beside a last.npz of another text: the new
+  ids are encoded under another name, data.npy is removed, last.npz is written, and the new ids
+  are renamed data.npy (a resume that finds no data.npy reads the recorded text again).
 """
 
 import dataclasses
@@ -31,11 +40,11 @@ from pathlib import Path
 import numpy as np
 
 from . import auto
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import (ConfigError, ModelConfig, TrainConfig, as_dict, given_keys, load_config,
                      parse_duration)
-from .data import (BUILTIN_SOURCE, Batches, Corpus, DataError, file_sha256, load_corpus,
-                   open_cached)
+from .data import (BUILTIN_SOURCE, Batches, Corpus, DataError, Vocab, chunks_per_pass,
+                   file_sha256, load_corpus, open_cached)
 from .model import init_params
 from .parallel import Shards
 from .train import seconds_per_iteration
@@ -49,6 +58,7 @@ RUNS_DIR = Path("runs")
 LOCK_NAME = "lock"
 SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "time")  # on resume
 INIT_FROM_KEEPS = ("model", "hidden_size", "num_layers")   # a run --init-from keeps these
+NEXT_CACHE = "data-next.npy"   # a new text's ids, while a resume with new_text switches to it
 
 
 class RunError(RuntimeError):
@@ -216,12 +226,22 @@ def new_run_config(config=None, sets=(), init_from=None, overrides=None):
             raise ConfigError(f"--init-from: {key} is {base[key]!r} in {init_from}; a run "
                               f"started from its weights cannot change it to "
                               f"{getattr(model_cfg, key)!r}", key)
+    if train_cfg.vocab and Vocab.from_text(train_cfg.vocab) != ckpt.vocab:
+        raise ConfigError(f"--init-from: {init_from} has a vocabulary of its own, which a run "
+                          "started from its weights keeps; leave vocab empty or give exactly "
+                          "its characters", "vocab")
     return model_cfg, train_cfg, ckpt
 
 
-def read_corpus(file, cache=None, ckpt=None):
-    """The encoded text (None: the built-in corpus); in ckpt's vocabulary if one is given."""
-    return load_corpus(file, cache, vocab=ckpt.vocab if ckpt is not None else None)
+def read_corpus(file, cache=None, ckpt=None, vocab=""):
+    """The encoded text (None: the built-in corpus): in ckpt's vocabulary if one is given, else
+    in that of the vocab key's characters if given, else in the text's own."""
+    if ckpt is not None:
+        return load_corpus(file, cache, vocab=ckpt.vocab)
+    if vocab:
+        return load_corpus(file, cache, vocab=Vocab.from_text(vocab),
+                           vocab_source="the vocabulary that the vocab key gives")
+    return load_corpus(file, cache)
 
 
 def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, overrides=None,
@@ -237,7 +257,7 @@ def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, over
         if (run_dir / "last.npz").exists() or (run_dir / "best.npz").exists():
             raise RunError(f"{run_dir}: already holds a run; choose another --out, or continue "
                            f"it with --resume {run_dir}")
-        corpus = read_corpus(file, run_dir / "data.npy", ckpt)
+        corpus = read_corpus(file, run_dir / "data.npy", ckpt, train_cfg.vocab)
         model_cfg, train_cfg, chosen = open_choices(corpus, config, sets, overrides, ckpt)
     except (RunError, DataError, ConfigError, OSError) as e:
         lock.release()
@@ -280,21 +300,24 @@ def open_choices(corpus, config=None, sets=(), overrides=None, init_from=None):
     return model_cfg, train_cfg, said
 
 
-def plan_resume(run_dir, file=None, config=None, sets=(), overrides=None):
+def plan_resume(run_dir, file=None, config=None, sets=(), overrides=None, new_text=False):
     """Own run_dir, and check that its run can go on exactly: its last.npz, config changes only
-    in SAFE_TO_CHANGE, something left to do, the same text (by SHA-256)."""
+    in SAFE_TO_CHANGE, something left to do, the same text (by SHA-256). new_text: go on with
+    file instead, another text (see the module docstring), and record the switch."""
     run_dir = Path(run_dir)
+    if new_text and file is None:
+        raise ConfigError("new_text continues a run on another text: give that text (FILE)")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory")
     lock = RunLock(run_dir).acquire()
     try:
-        return _resume(run_dir, lock, file, config, sets, overrides)
+        return _resume(run_dir, lock, file, config, sets, overrides, new_text)
     except BaseException:
         lock.release()
         raise
 
 
-def _resume(run_dir, lock, file, config, sets, overrides):
+def _resume(run_dir, lock, file, config, sets, overrides, new_text=False):
     last = run_dir / "last.npz"
     if not last.is_file():
         raise DataError(f"{run_dir}: no last.npz to resume from")
@@ -314,6 +337,10 @@ def _resume(run_dir, lock, file, config, sets, overrides):
         raise ConfigError(f"{run_dir} is at iteration {ckpt.iteration} and max_iters is "
                           f"{train_cfg.max_iters}: nothing to do; raise it with "
                           "--set max_iters=N", "max_iters")
+    if new_text:
+        ckpt, corpus = _switch_text(run_dir, ckpt, file)
+        return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt,
+                       changed=changed + ("text",))
     expected, recorded = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
     if file is None and recorded != BUILTIN_SOURCE and not Path(recorded).is_file():
         raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there; give "
@@ -323,10 +350,48 @@ def _resume(run_dir, lock, file, config, sets, overrides):
     if actual != expected:
         raise DataError(f"{path or BUILTIN_SOURCE}: not the text {run_dir} was trained on "
                         f"(SHA-256 {actual[:16]}..., the run's is {expected[:16]}...); resume "
-                        f"with that text, or start a new run with --init-from {run_dir}")
+                        f"with that text, go on with this one with --new-text, or start a new "
+                        f"run with --init-from {run_dir}")
     cache = run_dir / "data.npy"
     if cache.is_file():
         corpus = open_cached(cache, ckpt.vocab, recorded, expected)
     else:
         corpus = load_corpus(path, cache, vocab=ckpt.vocab)
     return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed)
+
+
+def _switch_text(run_dir, ckpt, file):
+    """The checkpoint and corpus to go on with on another text, the switch written to run_dir
+    (see the module docstring for the order of the files)."""
+    info = ckpt.info
+    # whole passes over the text so far (before it encodes the new one into data-next.npy)
+    passes = info.get("passes_before", 0) + (
+        (ckpt.iteration - info.get("text_start", 0))
+        // max(1, _iters_per_pass(run_dir, ckpt)))
+    corpus = load_corpus(file, run_dir / NEXT_CACHE, vocab=ckpt.vocab)
+    hidden = [tuple(np.zeros_like(s) for s in layer) for layer in ckpt.hidden_state or ()]
+    ckpt = dataclasses.replace(ckpt, hidden_state=hidden or None, info={
+        **info, "data_sha256": corpus.sha256, "data_source": corpus.source,
+        "text_start": ckpt.iteration, "passes_before": passes,
+        "best_val_loss": None, "best_iteration": None})
+    (run_dir / "data.npy").unlink(missing_ok=True)
+    save_checkpoint(run_dir / "last.npz", ckpt)
+    os.replace(run_dir / NEXT_CACHE, run_dir / "data.npy")   # the memory map follows it
+    return ckpt, corpus
+
+
+def _iters_per_pass(run_dir, ckpt):
+    """Iterations per pass over the run's current text: from data.npy, or (if a switch was cut
+    short) from the text the checkpoint records."""
+    cache = run_dir / "data.npy"
+    if cache.is_file():
+        n = len(np.load(cache, mmap_mode="r", allow_pickle=False))
+    else:
+        recorded = ckpt.info.get("data_source")
+        path = None if recorded == BUILTIN_SOURCE else Path(recorded)
+        if path is not None and not path.is_file():
+            raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there "
+                            "(its length counts the passes for lr_decay)")
+        n = len(load_corpus(path, vocab=ckpt.vocab).ids)
+    cfg = ckpt.train_cfg
+    return chunks_per_pass(n - int(n * cfg.val_frac), cfg.batch_size, cfg.seq_length)

@@ -9,6 +9,18 @@ Everything that decides what iteration k does (the chunk of data, the learning r
 hidden state is reset) is derived from k, and the RNG state and carried hidden state are saved, so
 a run continued from last.npz ends with the same parameters, bit for bit, as one never stopped.
 
+With a completion setting (the completion key, e.g. "@."), only the characters after a
+separator up to and including the end mark count, in training (the other targets are -1: see
+data.completion_mask) and in validation, which then also measures the teacher-forced accuracy
+on them (val_accuracy in metrics.jsonl). A chunk without any such character has loss 0 and a
+zero gradient; the update is still made (adam's moments decay, the iteration counts) and is no
+divergence, and the training loss reported is the mean per scored character over the chunks.
+
+A resumed run may switch to a new text (runs.plan_resume with new_text): the checkpoint's info
+then says where it started (text_start, the iteration of the switch) and how many passes over
+earlier texts came before it (passes_before, for lr_decay); the new text is read from its
+beginning, iteration k reading its chunk k - text_start.
+
 Divergence: a training or validation loss that is not finite or is above
 DIVERGENCE_FACTOR * ln V nats per character (twice what a uniform guess over the V characters
 scores; a model that bad has blown up, and no training step gets there honestly), or a gradient
@@ -33,7 +45,7 @@ from tqdm import tqdm
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import as_dict, parse_duration
-from .data import Batches, DataError, split_train_val
+from .data import Batches, DataError, completion_mask, split_train_val
 from . import evaluate
 from .model import clip_grads, init_params, num_params, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
@@ -80,8 +92,9 @@ class _SignalFlag:
             signal.signal(sig, handler)
 
 
-def prepare_data(corpus, val_frac, batch_size, seq_length):
-    """Training batches and validation ids for a Corpus; DataError if unusable."""
+def prepare_data(corpus, val_frac, batch_size, seq_length, completion=""):
+    """Training batches, validation ids and, with a completion setting, the validation ids'
+    mask (else None) for a Corpus; DataError if unusable."""
     if len(corpus.vocab) < 2:
         raise DataError(f"{corpus.source}: the text has only one distinct character "
                         f"({corpus.vocab.chars!r}); there is nothing to learn")
@@ -92,11 +105,30 @@ def prepare_data(corpus, val_frac, batch_size, seq_length):
         raise DataError(f"{corpus.source}: the validation part (val_frac {val_frac}) has "
                         f"{len(val_ids)} characters; it needs at least 2 (raise val_frac or "
                         "use a longer text)")
+    train_mask = val_mask = None
+    if completion:
+        # over the whole text, so that a completion cut by the split is scored on both sides
+        mask = _completion_mask(corpus, completion)
+        train_mask, val_mask = split_train_val(mask, val_frac)
+        if val_frac == 0:
+            val_mask = train_mask
+        for part, m in (("training", train_mask), ("validation", val_mask)):
+            if not m[1:].any():
+                raise DataError(f"{corpus.source}: the {part} part has no completion to score: "
+                                f"completion {completion!r} scores the characters after "
+                                f"{completion[0]!r} up to and including {completion[1]!r}")
     try:
-        batches = Batches(train_ids, batch_size, seq_length)
+        batches = Batches(train_ids, batch_size, seq_length, train_mask)
     except DataError as e:
         raise DataError(f"{corpus.source}: {e}") from None
-    return batches, val_ids
+    return batches, val_ids, val_mask
+
+
+def _completion_mask(corpus, completion):
+    stoi = corpus.vocab.stoi
+    if any(ch not in stoi for ch in completion):     # nothing can be scored
+        return np.zeros(len(corpus.ids), dtype=bool)
+    return completion_mask(corpus.ids, stoi[completion[0]], stoi[completion[1]])
 
 
 class _Run:
@@ -144,8 +176,9 @@ class _Training:
                  notes=()):
         self.corpus, self.model_cfg, self.cfg = corpus, model_cfg, train_cfg
         self.cell, self.L, self.H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
-        self.batches, self.val_ids = prepare_data(corpus, train_cfg.val_frac,
-                                                  train_cfg.batch_size, train_cfg.seq_length)
+        self.batches, self.val_ids, self.val_mask = prepare_data(
+            corpus, train_cfg.val_frac, train_cfg.batch_size, train_cfg.seq_length,
+            train_cfg.completion)
         self.out_dir, self.log, self.resumed = Path(out_dir), log, resume is not None
         self.bound = divergence_bound(len(corpus.vocab))
         rng = np.random.default_rng(rng_seed)
@@ -165,11 +198,15 @@ class _Training:
         self.optimizer = FlatOptimizer(train_cfg.optimizer, self.run.params,
                                        self.run.optim_state, train_cfg.momentum)
         self.start_iteration = self.run.iteration
+        # where the current text started (a run that switched texts) and the passes before it
+        self.text_start = self.run.info.get("text_start", 0)
+        self.passes_before = self.run.info.get("passes_before", 0)
         self.best = self.run.info["best_val_loss"]
         self.best = math.inf if self.best is None else self.best
         self.good = self.run.snapshot()    # the state of the last checkpoint, to roll back to
         self.rollbacks = 0                 # in a row, since the last checkpoint
         self.losses = []                   # training losses since the last evaluation
+        self.loss_chars = []               # ... and the characters each one scored
         self.first_loss = self.loss = self.smooth = None
         self.lr = None
         self.started = time.perf_counter()
@@ -207,6 +244,10 @@ class _Training:
                      + (f"; changed: {', '.join(changed)}" if changed else ""))
         if init_from:
             self.say("starting from the weights of the --init-from checkpoint")
+        if self.cfg.completion:
+            sep, end = self.cfg.completion
+            self.say(f"completion {self.cfg.completion!r}: the losses count only the characters "
+                     f"after {sep!r} up to and including {end!r}")
         b = self.batches
         self.say(f"{self.cell} {self.L}x{self.H}, {num_params(self.run.params):,} parameters, "
                  f"vocabulary {len(self.corpus.vocab)}; {b.inputs.size:,} training and "
@@ -224,11 +265,13 @@ class _Training:
         """One iteration: the next chunk's loss and gradients, clipped, then the update. Returns
         False if it diverged instead (and was rolled back)."""
         run, cfg = self.run, self.cfg
-        inputs, targets, new_pass = self.batches.chunk(run.iteration)
+        inputs, targets, new_pass = self.batches.chunk(run.iteration - self.text_start)
         if new_pass:
             run.hidden = self._zero_state()
         loss, grads, hidden = loss_and_grads(run.params, self.cell, inputs, targets, run.hidden,
                                              self.model_cfg.dropout, run.rng, shards)
+        # characters scored: all, or a completion setting's (maybe none: loss 0, no divergence)
+        scored = targets.size if self.batches.scored is None else int((targets >= 0).sum())
         norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
         if not (math.isfinite(loss) and math.isfinite(norm)) or loss > self.bound:
             what = (f"gradient norm {norm}" if math.isfinite(loss) and not math.isfinite(norm)
@@ -236,16 +279,28 @@ class _Training:
             self.roll_back(f"{what} at iteration {run.iteration + 1}{self._beyond(loss)}")
             return False
         run.hidden = hidden
+        passes = self.passes_before + (run.iteration - self.text_start) // self.batches.per_pass
         self.lr = run.info["lr_scale"] * learning_rate_at(
             cfg.learning_rate, cfg.lr_decay, run.iteration, self.batches.per_pass,
-            cfg.lr_schedule, cfg.warmup_iters, cfg.max_iters, cfg.lr_floor)
+            cfg.lr_schedule, cfg.warmup_iters, cfg.max_iters, cfg.lr_floor, passes)
         self.optimizer.step(grads, self.lr, run.iteration + 1)
         run.iteration += 1
-        self.losses.append(loss)
-        self.loss = loss
-        self.first_loss = loss if self.first_loss is None else self.first_loss
-        self.smooth = loss if self.smooth is None else 0.98 * self.smooth + 0.02 * loss
+        if scored:
+            self.losses.append(loss)
+            self.loss_chars.append(scored)
+            self.loss = loss
+            self.first_loss = loss if self.first_loss is None else self.first_loss
+            self.smooth = loss if self.smooth is None else 0.98 * self.smooth + 0.02 * loss
         return True
+
+    def train_loss(self):
+        """The mean training loss per character since the last evaluation (None if no chunk
+        scored any): a plain mean of the chunks', or weighted by the characters each scored."""
+        if not self.losses:
+            return None
+        if self.batches.scored is None:
+            return float(np.mean(self.losses))
+        return float(np.dot(self.losses, self.loss_chars) / np.sum(self.loss_chars))
 
     def _beyond(self, loss):
         """How a finite loss above the bound is described in a divergence warning."""
@@ -281,7 +336,7 @@ class _Training:
         per_iter = seconds_per_iteration(self.run.params, self.model_cfg, self.cfg, self.batches,
                                          shards)
         t0 = time.perf_counter()
-        evaluate.score_ids(self.run.params, self.cell, self.val_ids, shards=shards)
+        self._validate(shards)
         per_eval = time.perf_counter() - t0
         probe = self.out_dir / ".time-probe.npz"
         t0 = time.perf_counter()
@@ -312,19 +367,20 @@ class _Training:
         (best.npz too if it is the best yet) and becomes the state to roll back to; else roll
         back. Returns False if it rolled back."""
         run = self.run
-        val_total, val_n = evaluate.score_ids(run.params, self.cell, self.val_ids, shards=shards)
-        val_loss = val_total / val_n
+        val_loss, val_accuracy = self._validate(shards)
         if not (math.isfinite(val_loss) and val_loss <= self.bound
                 and all(np.isfinite(p).all() for p in run.params.values())):
             # the update itself overflowed or blew the model up: the same policy as for a loss
-            self.losses = []
+            self.losses, self.loss_chars = [], []
             self.roll_back(f"validation loss {val_loss:.6g} at iteration {run.iteration}"
                            f"{self._beyond(val_loss)}")
             return False
-        record = {"iteration": run.iteration, "train_loss": float(np.mean(self.losses)),
+        record = {"iteration": run.iteration, "train_loss": self.train_loss(),
                   "val_loss": val_loss, "learning_rate": self.lr,
                   "seconds": round(self.seconds(), 3)}
-        self.losses = []
+        if val_accuracy is not None:
+            record["val_accuracy"] = val_accuracy
+        self.losses, self.loss_chars = [], []
         _append_line(self.out_dir / "metrics.jsonl", json.dumps(record))
         run.info["seconds"] = record["seconds"]
         improved = val_loss < self.best
@@ -336,9 +392,22 @@ class _Training:
         if improved:
             save_checkpoint(self.out_dir / "best.npz", ckpt)
         self.good, self.rollbacks = run.snapshot(), 0
-        self.say(f"iter {run.iteration}/{self.cfg.max_iters}  train {record['train_loss']:.4f}  "
-                 f"val {val_loss:.4f}{'  (best)' if improved else ''}  {record['seconds']:.0f}s")
+        train_loss = "-" if record["train_loss"] is None else f"{record['train_loss']:.4f}"
+        accuracy = "" if val_accuracy is None else f"  accuracy {100 * val_accuracy:.2f} %"
+        self.say(f"iter {run.iteration}/{self.cfg.max_iters}  train {train_loss}  "
+                 f"val {val_loss:.4f}{accuracy}{'  (best)' if improved else ''}  "
+                 f"{record['seconds']:.0f}s")
         return True
+
+    def _validate(self, shards):
+        """(validation loss per character, teacher-forced accuracy or None): over every
+        character, or with a completion setting over the completions' characters."""
+        if self.val_mask is None:
+            total, n = evaluate.score_ids(self.run.params, self.cell, self.val_ids, shards=shards)
+            return total / n, None
+        total, n, right = evaluate.score_completions(self.run.params, self.cell, self.val_ids,
+                                                     self.val_mask, shards)
+        return total / n, right / n
 
     def roll_back(self, what):
         """The divergence policy: restore the last checkpoint's state and halve the learning
@@ -427,8 +496,8 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
                 if t.step(shards):
                     speed = ((t.run.iteration - t.start_iteration) * chars_per_iter
                              / (time.perf_counter() - t.started))
-                    bar.set_postfix_str(f"loss {t.smooth:.3f}, {speed:,.0f} chars/s",
-                                        refresh=False)
+                    smooth = "-" if t.smooth is None else f"{t.smooth:.3f}"  # none scored yet
+                    bar.set_postfix_str(f"loss {smooth}, {speed:,.0f} chars/s", refresh=False)
                     bar.update(1)
                     if not (t.time_is_up() or t.evaluation_due()):
                         continue
@@ -465,7 +534,8 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
     (from a few real iterations). DataError if the text cannot make one batch or validation."""
     cell, L, H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
     tc = train_cfg
-    batches, val_ids = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length)
+    batches, val_ids, _ = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length,
+                                       tc.completion)
     params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed))
     with Shards(tc.threads) as shards:
         per_iter = seconds_per_iteration(params, model_cfg, tc, batches, shards)

@@ -230,7 +230,7 @@ class Validation:
     """charrnn's validation score (evaluate.score_ids) of a model, on the same segments."""
 
     def __init__(self, val_ids):
-        inputs, targets, _ = _segments(val_ids, EVAL_STREAMS, EVAL_CONTEXT)   # (S, W)
+        inputs, targets, _, _ = _segments(val_ids, EVAL_STREAMS, EVAL_CONTEXT)   # (S, W)
         self.inputs, self.targets = to_tensors(inputs, targets)          # (W, S); -1: unscored
         self.n_chars = len(val_ids) - 1
 

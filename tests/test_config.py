@@ -11,7 +11,7 @@ from charrnn.config import (PRESETS_DIR, ConfigError, ModelConfig, TrainConfig, 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VALID_KEYS = ("model, hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
               "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, grad_clip, "
-              "clip_mode, max_iters, time, eval_every, val_frac, threads")
+              "clip_mode, max_iters, time, eval_every, val_frac, completion, vocab, threads")
 
 
 @pytest.fixture
@@ -290,3 +290,34 @@ def test_hello_yaml_values():
     assert (train_cfg.optimizer, train_cfg.learning_rate, train_cfg.seq_length,
             train_cfg.batch_size, train_cfg.grad_clip, train_cfg.val_frac) == \
         ("sgd", 0.1, 4, 1, 0.0, 0.0)
+
+
+# --- completion and vocab ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("item, message", [
+    ("completion=@", "--set: completion must be two different characters, a separator then an "
+                     "end mark (e.g. '@.'), or '' for none; got '@'"),
+    ("completion=@@", "--set: completion must be two different characters, a separator then an "
+                      "end mark (e.g. '@.'), or '' for none; got '@@'"),
+    ("completion=@.x", "--set: completion must be two different characters, a separator then an "
+                       "end mark (e.g. '@.'), or '' for none; got '@.x'"),
+    ("vocab=aaa", "--set: vocab must hold at least 2 different characters, or be '' for the "
+                  "text's own; got 'aaa'"),
+])
+def test_completion_and_vocab_values_are_checked(item, message):
+    assert _message(None, [item]) == message
+
+
+def test_completion_characters_must_be_in_an_explicit_vocab(yaml_file):
+    path = yaml_file('completion: "@."\nvocab: "0123456789@"\n')
+    assert _message(path) == f"{path}: completion '@.' has characters that vocab lacks: '.'"
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.key == "completion"
+
+
+def test_set_takes_completion_and_vocab_as_written_spaces_and_newlines_included(yaml_file):
+    _, train_cfg = load_config(None, ["vocab= ab.\n", "completion= ."])
+    assert (train_cfg.vocab, train_cfg.completion) == (" ab.\n", " .")
+    _, train_cfg = load_config(yaml_file('vocab: " #@.0123456789\\n"\ncompletion: "@."\n'))
+    assert (train_cfg.vocab, train_cfg.completion) == (" #@.0123456789\n", "@.")

@@ -3,7 +3,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from charrnn.data import Batches, DataError, Vocab, builtin_corpus, decode_bytes, read_text
+from charrnn import data
+from charrnn.data import (Batches, DataError, Vocab, builtin_corpus, completion_mask, decode_bytes,
+                          read_text, strip_labels, take_chars)
 
 
 @given(st.text(min_size=1))
@@ -72,3 +74,58 @@ def test_builtin_corpus_is_python_source():
     assert "def " in corpus.text and "import " in corpus.text
     assert len(set(corpus.text)) > 60
     assert builtin_corpus().sha256 == corpus.sha256  # deterministic
+
+
+# --- completions ---------------------------------------------------------------------------------
+
+def _mask_loop(ids, separator, end):
+    """The rule of completion_mask, one character at a time: the reference for its vectorised
+    form."""
+    mask, last = [], None
+    for i in ids:
+        mask.append(last == separator)
+        if i in (separator, end):
+            last = i
+    return np.array(mask, dtype=bool)
+
+
+def test_completion_mask_scores_after_the_separator_through_the_end_mark():
+    text = "ab@12.\ncd@3.\n@.\nx@4"
+    vocab = Vocab.from_text(text)
+    mask = completion_mask(vocab.encode(text), vocab.stoi["@"], vocab.stoi["."])
+    assert "".join(c if m else "_" for c, m in zip(text, mask)) == "___12.____3.__.___4"
+
+
+@given(st.lists(st.integers(0, 4), max_size=60), st.integers(1, 7))
+def test_completion_mask_matches_the_loop_in_blocks_of_any_size(ids, block):
+    ids = np.array(ids, dtype=np.uint8)
+    old, data.MASK_BLOCK = data.MASK_BLOCK, block
+    try:
+        np.testing.assert_array_equal(completion_mask(ids, 1, 2), _mask_loop(ids.tolist(), 1, 2))
+    finally:
+        data.MASK_BLOCK = old
+
+
+def test_batches_turn_unscored_targets_into_minus_one():
+    ids = np.arange(2 * 10 + 1, dtype=np.uint8)
+    mask = np.zeros(21, dtype=bool)
+    mask[[2, 3, 13]] = True              # targets of columns 1, 2 of stream 0; column 2 of stream 1
+    x, y, _ = Batches(ids, batch_size=2, seq_length=3, mask=mask).chunk(0)
+    np.testing.assert_array_equal(x, [[0, 1, 2], [10, 11, 12]])
+    np.testing.assert_array_equal(y, [[-1, 2, 3], [-1, -1, 13]])
+    assert y.dtype == np.int32
+
+
+def test_strip_labels_keeps_the_rest_and_the_levels():
+    text = "1\t2\tab@1.\n10\t3\tc@2.\n"
+    kept, levels = strip_labels(text)
+    assert take_chars(text, kept) == "ab@1.\nc@2.\n"
+    assert levels == ((1, 2), (10, 3), None)
+    assert strip_labels("ab@1.\nc@2.\n") == (None, None)
+
+
+def test_strip_labels_refuses_a_line_without_one_among_labelled_lines():
+    with pytest.raises(DataError) as e:
+        strip_labels("1\t1\ta@1.\nb@2.\n")
+    assert str(e.value) == ("line 2 has no L<TAB>N<TAB> label, but other lines have one "
+                            "(scripts/learning_to_execute.py --labels writes them on every line)")

@@ -290,4 +290,4 @@ def test_config_takes_a_preset_by_name(tmp_path, monkeypatch):
     assert (config["model"], config["hidden_size"], config["seq_length"]) == ("rnn", 10, 4)
     result = invoke(["train", "hello.txt", "--config", "nonesuch"])
     assert_fails(result, 2, "Error: nonesuch: no such config file or preset (presets: default, "
-                            "demo, hello, min-char-rnn, shakespeare)\n")
+                            "demo, hello, learning-to-execute, min-char-rnn, shakespeare)\n")

@@ -146,3 +146,52 @@ def test_backward_leaves_the_cache_unless_it_is_handed_over(cell, rng):
         np.testing.assert_array_equal(second[name], first[name])
         np.testing.assert_array_equal(consumed[name], first[name])
     assert cache[1] == [None, None]                                # handed over: dropped
+
+
+def _masked_chunk(rng, V=5):
+    """A (N, T) chunk of a prompt/completion text with separator id 0 and end mark id 1, its
+    targets -1 where completion_mask does not score: stream 0 holds a completion that the chunk
+    boundary cuts (it began before the chunk), stream 1 one that ends inside the chunk."""
+    from charrnn.data import completion_mask
+
+    streams = [[2, 0, 3, 4, 2, 3], [3, 2, 2, 0, 4, 1, 2]]   # T + 3, T + 4 ids (T = 3)
+    inputs, targets = [], []
+    for ids in streams:
+        ids = np.array(ids)
+        mask = completion_mask(ids, 0, 1)
+        chunk = slice(len(ids) - T - 1, len(ids) - 1)        # the last T inputs
+        inputs.append(ids[chunk])
+        target = ids[1:][chunk].copy()
+        target[~mask[1:][chunk]] = -1
+        targets.append(target)
+    return np.array(inputs), np.array(targets)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_masked_loss_gradients_match_numerical(cell, rng):
+    """A completion setting's loss (targets -1 not counted): the gradient of the scored
+    characters' loss summed over T and averaged over N, against numerical gradients in
+    float64, with a completion cut by the chunk boundary."""
+    params, state, _, _ = _setup(cell, 2, 5, 4, rng)
+    inputs, targets = _masked_chunk(rng)
+    assert (targets >= 0).sum() == 5 and (targets < 0).any()
+    loss, grads, _ = loss_and_grads(params, cell, inputs, targets, state)
+    total, count, _ = softmax_cross_entropy(forward(params, cell, inputs, state)[0],
+                                            targets.T.reshape(-1))
+    assert count == 5 and loss == pytest.approx(total / count, rel=1e-12)
+    for name, value in params.items():
+        numeric = numerical_grad(
+            lambda v: _objective({**params, name: v}, cell, state, inputs, targets),
+            value, np.array(1.0))
+        assert rel_error(grads[name], numeric) < 1e-6, name
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_chunk_with_nothing_scored_has_loss_zero_and_zero_gradients(cell, rng):
+    params, state, inputs, _ = _setup(cell, 2, 5, 4, rng)
+    targets = np.full(inputs.shape, -1)
+    loss, grads, new_state = loss_and_grads(params, cell, inputs, targets, state)
+    assert loss == 0.0
+    for name, g in grads.items():
+        assert g.shape == params[name].shape and np.all(g == 0.0), name
+    assert all(np.isfinite(s).all() for layer in new_state for s in layer)

@@ -148,3 +148,23 @@ def test_glibc_serves_every_thread_from_one_malloc_arena():
     if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
         pytest.skip("mallopt(M_ARENA_MAX) is glibc's")
     assert parallel.one_malloc_arena() is True
+
+
+def test_masked_shards_sum_to_the_whole_batch(rng, small_shards):
+    """A completion setting's targets (-1 not counted), one shard scoring nothing: the loss is
+    still the mean over the batch's counted characters, the gradients the batch's."""
+    N = 5
+    params, state, inputs, targets = _chunk("lstm", N, rng)
+    targets[:2] = -1                   # the first shard (streams 0, 1) scores nothing
+    targets[3, :2] = -1
+    loss, grads, _ = model.loss_and_grads(params, "lstm", inputs, targets, state)
+    with Shards(2) as shards:
+        assert shard_bounds(N, H, 2) == [(0, 2), (2, 5)]
+        s_loss, s_grads, _ = loss_and_grads(params, "lstm", inputs, targets, state, shards=shards)
+    assert s_loss == pytest.approx(loss, rel=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(s_grads[name], grads[name], rtol=1e-10, atol=1e-12)
+    with Shards(2) as shards:
+        none, _, _ = loss_and_grads(params, "lstm", inputs, np.full_like(targets, -1),
+                                    state, shards=shards)
+    assert none == 0.0

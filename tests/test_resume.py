@@ -14,7 +14,7 @@ import charrnn.train as train_module
 from charrnn import parallel
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import load_config
-from charrnn.data import corpus_from_text
+from charrnn.data import corpus_from_text, load_corpus
 from charrnn.train import train
 
 from cli_helpers import invoke
@@ -61,6 +61,129 @@ def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, batch, tmp_p
 
     # the same evaluations, plus the one the first half made at its end (iteration 45)
     assert [e for e in evaluations(half_dir) if e[0] != 45] == evaluations(full_dir)
+
+
+PRODUCTS = "".join(f"{i % 7}{i % 5}@{i % 7 * (i % 5)}.\n" for i in range(150))
+
+
+def test_completion_runs_resume_bit_for_bit(tmp_path):
+    """With a completion setting (chunks with nothing scored among them: seq_length 4) and
+    dropout: 2N iterations straight equal N, then a resume for N more."""
+    corpus = corpus_from_text(PRODUCTS)
+    extra = ("completion=@.", "seq_length=4", "batch_size=3", "optimizer=adam")
+    full_dir, half_dir = tmp_path / "full", tmp_path / "half"
+    full_dir.mkdir()
+    half_dir.mkdir()
+    train(corpus, *_cfg("lstm", 60, *extra), full_dir, rng_seed=3, progress=False)
+    train(corpus, *_cfg("lstm", 30, *extra), half_dir, rng_seed=3, progress=False)
+    half = load_checkpoint(half_dir / "last.npz")
+    train(corpus, *_cfg("lstm", 60, *extra), half_dir, progress=False, resume=half,
+          changed=("max_iters",))
+    full, resumed = load_checkpoint(full_dir / "last.npz"), load_checkpoint(half_dir / "last.npz")
+    for name in full.params:
+        np.testing.assert_array_equal(resumed.params[name], full.params[name], err_msg=name)
+    for name in full.optim_state:
+        np.testing.assert_array_equal(resumed.optim_state[name], full.optim_state[name])
+    lines = (full_dir / "metrics.jsonl").read_text().splitlines()
+    assert all("val_accuracy" in json.loads(line) for line in lines)
+
+
+# --- going on with another text (--new-text) ---------------------------------------------------
+
+def _fit_products(tmp_path, text, run, **keys):
+    import charrnn
+
+    path = tmp_path / f"text-{len(list(tmp_path.glob('text-*')))}.txt"   # a new file each time
+    path.write_text(text, encoding="utf-8")
+    settings = dict(completion="@.", hidden_size=8, num_layers=1, batch_size=3, seq_length=6,
+                    eval_every=5, optimizer="adam", lr_decay=0.9, val_frac=0.2)
+    if (run / "last.npz").exists():
+        return path, charrnn.fit(path, resume=run, new_text=True, **keys)
+    return path, charrnn.fit(path, out=run, rng_seed=2, **settings, **keys)
+
+
+def test_new_text_carries_the_state_and_reads_the_text_from_its_beginning(tmp_path,
+                                                                         monkeypatch):
+    first, second = PRODUCTS[:150], PRODUCTS[600:]   # 6 and 14 iterations a pass
+    run = tmp_path / "run"
+    _fit_products(tmp_path, first, run, max_iters=10)
+    before = load_checkpoint(run / "last.npz")
+    seen = []
+    real = train_module.loss_and_grads
+
+    def recording(params, cell, inputs, targets, state, *args):
+        seen.append((inputs.copy(), [s.copy() for layer in state for s in layer]))
+        return real(params, cell, inputs, targets, state, *args)
+
+    monkeypatch.setattr(train_module, "loss_and_grads", recording)
+    path, summary = _fit_products(tmp_path, second, run, max_iters=17)
+    assert summary["iterations"] == 17 and summary["resumed_from"] == 10
+    assert summary["changed"] == ["max_iters", "text"]
+    # the new text's first chunk (in the run's vocabulary), from a zero state
+    batches, _, _ = train_module.prepare_data(load_corpus(path, vocab=before.vocab), 0.2, 3, 6,
+                                              "@.")
+    np.testing.assert_array_equal(seen[0][0], batches.chunk(0)[0])
+    assert all(np.all(s == 0) for s in seen[0][1])
+    after = load_checkpoint(run / "last.npz")
+    assert after.info["text_start"] == 10 and after.info["data_source"] == str(path)
+    assert after.info["passes_before"] == 1 and batches.per_pass == 14
+    assert np.array_equal(np.load(run / "data.npy"), load_checkpoint(run).vocab.encode(second))
+    assert not (run / "data-next.npy").exists()
+    # the learning rate: lr_decay counts the pass over the first text
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["learning_rate"] == pytest.approx(2e-3 * 0.9)
+    assert before.vocab == after.vocab
+
+
+def test_a_run_that_switched_texts_resumes_bit_for_bit(tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    for run in (straight, stopped):
+        _fit_products(tmp_path, PRODUCTS[:600], run, max_iters=8)
+    _fit_products(tmp_path, PRODUCTS[600:], straight, max_iters=20)
+    _fit_products(tmp_path, PRODUCTS[600:], stopped, max_iters=13)
+    import charrnn
+    charrnn.fit(resume=stopped, max_iters=20)
+    a, b = load_checkpoint(straight / "last.npz"), load_checkpoint(stopped / "last.npz")
+    assert a.iteration == b.iteration == 20
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)
+    for name in a.optim_state:
+        np.testing.assert_array_equal(a.optim_state[name], b.optim_state[name])
+
+
+def test_new_text_outside_the_vocabulary_changes_nothing(tmp_path):
+    import charrnn
+
+    run = tmp_path / "run"
+    _fit_products(tmp_path, PRODUCTS[:600], run, max_iters=5)
+    files = {p.name: p.read_bytes() for p in run.iterdir() if p.name != "lock"}
+    with pytest.raises(charrnn.DataError) as e:
+        _fit_products(tmp_path, PRODUCTS[600:].replace("3", "x"), run, max_iters=10)
+    assert str(e.value).endswith(": characters not in the checkpoint's vocabulary: 'x'")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == files
+    with pytest.raises(charrnn.ConfigError) as e:
+        charrnn.fit(resume=run, new_text=True, max_iters=10)
+    assert str(e.value) == "new_text continues a run on another text: give that text (FILE)"
+    with pytest.raises(charrnn.ConfigError) as e:
+        charrnn.fit(tmp_path / "text-0.txt", new_text=True, out=tmp_path / "x")
+    assert str(e.value) == "new_text continues a run on another text: it needs resume"
+
+
+def test_cli_new_text(tmp_path):
+    run = tmp_path / "run"
+    path, _ = _fit_products(tmp_path, PRODUCTS[:600], run, max_iters=5)
+    other = tmp_path / "other.txt"
+    other.write_text(PRODUCTS[600:], encoding="utf-8")
+    result = invoke(["train", other, "--resume", run, "--new-text", "--set", "max_iters=9",
+                     "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["changed"] == ["max_iters", "text"] and summary["iterations"] == 9
+    for args in (["train", other, "--new-text"], ["train", "--resume", run, "--new-text"]):
+        result = invoke(args)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.stderr.endswith("Error: --new-text goes on with FILE in the run of "
+                                      "--resume: it needs both\n")
 
 
 def _sets(*items):
@@ -111,8 +234,8 @@ def test_resume_refuses_other_text_unsafe_changes_and_nothing_to_do(text_file, t
     result = invoke(["train", other, "--resume", run, *_sets("max_iters=20")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr.startswith(f"Error: {other}: not the text {run} was trained on (SHA-256 ")
-    assert result.stderr.endswith(f"resume with that text, or start a new run with --init-from "
-                                  f"{run}\n")
+    assert result.stderr.endswith(f"resume with that text, go on with this one with --new-text, "
+                                  f"or start a new run with --init-from {run}\n")
     result = invoke(["train", "--resume", run, *_sets("max_iters=20", "hidden_size=32")])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: cannot resume {run} with hidden_size=32: the run has "
