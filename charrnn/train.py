@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .checkpoint import Checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict, parse_duration
 from .data import Batches, DataError, completion_mask, split_train_val
 from . import evaluate
@@ -54,6 +54,7 @@ from .parallel import Shards, loss_and_grads
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
 DIVERGENCE_FACTOR = 2.0       # a loss above this many times ln V nats/char is a divergence
 PLAN_MARGIN = 0.97            # a time budget plans iterations for this fraction of it (noise)
+START_NAME = ".start.npz"     # a new run's starting state, until its first checkpoint
 
 
 class TrainingError(RuntimeError):
@@ -138,19 +139,14 @@ class _Run:
         self.params, self.optim_state, self.rng = params, optim_state, rng
         self.hidden, self.iteration, self.info = hidden, iteration, info
 
-    def snapshot(self):
-        return (copy.deepcopy(self.params), copy.deepcopy(self.optim_state),
-                copy.deepcopy(self.rng.bit_generator.state), copy.deepcopy(self.hidden),
-                self.iteration)
-
-    def restore(self, snap):
-        params, optim_state, rng_state, hidden, self.iteration = copy.deepcopy(snap)
+    def restore(self, ckpt):
+        """Go back to the state a checkpoint holds (the learning rate's scale excepted)."""
         for name in self.params:           # in place: the optimizer holds views of these
-            self.params[name][...] = params[name]
+            self.params[name][...] = ckpt.params[name]
         for name in self.optim_state:
-            self.optim_state[name][...] = optim_state[name]
-        self.rng.bit_generator.state = rng_state
-        self.hidden = hidden
+            self.optim_state[name][...] = ckpt.optim_state[name]
+        self.rng.bit_generator.state = ckpt.rng_state
+        self.hidden, self.iteration = ckpt.hidden_state, ckpt.iteration
 
 
 def divergence_bound(vocab_size):
@@ -203,7 +199,9 @@ class _Training:
         self.passes_before = self.run.info.get("passes_before", 0)
         self.best = self.run.info["best_val_loss"]
         self.best = math.inf if self.best is None else self.best
-        self.good = self.run.snapshot()    # the state of the last checkpoint, to roll back to
+        # the checkpoint to roll back to: the last one written, or for a new run, until it writes
+        # one, its starting state (train() writes it): on disk, not a copy in memory
+        self.good = self.out_dir / ("last.npz" if resume is not None else START_NAME)
         self.rollbacks = 0                 # in a row, since the last checkpoint
         self.losses = []                   # training losses since the last evaluation
         self.loss_chars = []               # ... and the characters each one scored
@@ -391,7 +389,10 @@ class _Training:
         save_checkpoint(self.out_dir / "last.npz", ckpt)
         if improved:
             save_checkpoint(self.out_dir / "best.npz", ckpt)
-        self.good, self.rollbacks = run.snapshot(), 0
+        if self.good != self.out_dir / "last.npz":
+            self.good.unlink(missing_ok=True)
+            self.good = self.out_dir / "last.npz"
+        self.rollbacks = 0
         train_loss = "-" if record["train_loss"] is None else f"{record['train_loss']:.4f}"
         accuracy = "" if val_accuracy is None else f"  accuracy {100 * val_accuracy:.2f} %"
         self.say(f"iter {run.iteration}/{self.cfg.max_iters}  train {train_loss}  "
@@ -419,7 +420,7 @@ class _Training:
                 f"and halving the learning rate (now x{info['lr_scale']:g}); lower "
                 "learning_rate or grad_clip. The run directory keeps its last good checkpoint, "
                 "if any")
-        self.run.restore(self.good)
+        self.run.restore(load_checkpoint(self.good))
         info["lr_scale"] *= 0.5
         self.rollbacks += 1
         self.say(f"warning: {what}: rolled back to iteration {self.run.iteration} and halved "
@@ -431,6 +432,32 @@ class _Training:
         path = self.out_dir / "last.npz"
         save_checkpoint(path, self.checkpoint())
         raise Interrupted(signum, path, self.run.iteration)
+
+    def loop(self, shards, stop, progress):
+        """Iterate to max_iters (or until time is up), evaluating and saving when due, with a
+        progress bar on stderr; stop (a _SignalFlag) ends it between two iterations."""
+        chars_per_iter = self.cfg.batch_size * self.cfg.seq_length
+        self.bar = tqdm(total=self.cfg.max_iters, initial=self.run.iteration, desc="train",
+                        unit="it", file=sys.stderr, dynamic_ncols=True,
+                        disable=None if progress else True)
+        with self.bar as bar:
+            while self.run.iteration < self.cfg.max_iters and not self.out_of_time:
+                # stop between two iterations on SIGINT or SIGTERM, with last.npz written
+                if stop.signum is not None:
+                    self.interrupt(stop.signum)
+                # one iteration on the next chunk, on the cores this process may use now
+                shards.update()
+                if self.step(shards):
+                    speed = ((self.run.iteration - self.start_iteration) * chars_per_iter
+                             / (time.perf_counter() - self.started))
+                    smooth = "-" if self.smooth is None else f"{self.smooth:.3f}"  # none scored
+                    bar.set_postfix_str(f"loss {smooth}, {speed:,.0f} chars/s", refresh=False)
+                    bar.update(1)
+                    if not (self.time_is_up() or self.evaluation_due()):
+                        continue
+                    # evaluate the loss on the validation text and write the checkpoints
+                    self.evaluate_and_save(shards)
+                bar.n = self.run.iteration      # after a rollback, the bar goes back too
 
     def summary(self, changed):
         run, info = self.run, self.run.info
@@ -476,34 +503,21 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     t = _Training(corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from,
                   log or (lambda line: None), notes)
     t.announce(changed, init_from is not None)
-    chars_per_iter = train_cfg.batch_size * train_cfg.seq_length
-    # Shards are made before tqdm starts its monitor thread, which would take a malloc arena of
-    # its own; overflow and NaN are not warnings here: the divergence policy deals with them
-    with Shards(train_cfg.threads) as shards, _SignalFlag() as stop, \
-            np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        # with a time budget: plan the run's iterations to fit it
-        if train_cfg.time:
-            t.plan(shards, started)
-        t.bar = tqdm(total=t.cfg.max_iters, initial=t.run.iteration, desc="train", unit="it",
-                     file=sys.stderr, dynamic_ncols=True, disable=None if progress else True)
-        with t.bar as bar:
-            while t.run.iteration < t.cfg.max_iters and not t.out_of_time:
-                # stop between two iterations on SIGINT or SIGTERM, with last.npz written
-                if stop.signum is not None:
-                    t.interrupt(stop.signum)
-                # one iteration on the next chunk, on the cores this process may use now
-                shards.update()
-                if t.step(shards):
-                    speed = ((t.run.iteration - t.start_iteration) * chars_per_iter
-                             / (time.perf_counter() - t.started))
-                    smooth = "-" if t.smooth is None else f"{t.smooth:.3f}"  # none scored yet
-                    bar.set_postfix_str(f"loss {smooth}, {speed:,.0f} chars/s", refresh=False)
-                    bar.update(1)
-                    if not (t.time_is_up() or t.evaluation_due()):
-                        continue
-                    # evaluate the loss on the validation text and write the checkpoints
-                    t.evaluate_and_save(shards)
-                bar.n = t.run.iteration      # after a rollback, the bar goes back too
+    try:
+        # Shards are made before tqdm starts its monitor thread, which would take a malloc arena
+        # of its own; overflow and NaN are not warnings here: the divergence policy handles them
+        with Shards(train_cfg.threads) as shards, _SignalFlag() as stop, \
+                np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            # a new run's starting state, to roll back to before its first checkpoint
+            if t.good.name == START_NAME:
+                save_checkpoint(t.good, t.checkpoint())
+            # with a time budget: plan the run's iterations to fit it
+            if train_cfg.time:
+                t.plan(shards, started)
+            # iterations, with an evaluation and checkpoints every eval_every and at the end
+            t.loop(shards, stop, progress)
+    finally:      # the starting state is only kept until the run has a checkpoint
+        (t.out_dir / START_NAME).unlink(missing_ok=True)
     return t.summary(changed)
 
 

@@ -521,3 +521,35 @@ def test_binary_file_is_refused_by_train(tmp_path):
     assert result.stderr == (f"Error: {path}: looks like a binary file (NUL byte at offset 7); "
                              "charrnn reads UTF-8 text only\n")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_divergence_before_the_first_checkpoint_rolls_back_to_the_start(tmp_path, monkeypatch):
+    """The state to roll back to is on disk, not a copy in memory: a new run's starting state
+    (.start.npz) until its first checkpoint, then last.npz; the start file is gone after. Rolled
+    back exactly: the run then equals one started at half the learning rate, bit for bit."""
+    real = train_module.loss_and_grads
+    calls = {"n": 0}
+    seen = []
+
+    def nan_at_second(*args, **kwargs):
+        calls["n"] += 1
+        seen.append(sorted(p.name for p in (tmp_path / "a").iterdir()))
+        loss, grads, state = real(*args, **kwargs)
+        return (float("nan") if calls["n"] == 2 else loss), grads, state
+
+    monkeypatch.setattr(train_module, "loss_and_grads", nan_at_second)
+    lines = []
+    corpus = corpus_from_text(TEXT)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    summary = train(corpus, *_cfg("gru", 8), tmp_path / "a", rng_seed=5, progress=False,
+                    log=lines.append)
+    assert "warning: loss nan at iteration 2: rolled back to iteration 0 and halved the " \
+           "learning rate (now x0.5)" in lines
+    assert ".start.npz" in seen[0] and "last.npz" not in seen[0]
+    assert summary["iterations"] == 8 and not (tmp_path / "a" / ".start.npz").exists()
+    monkeypatch.setattr(train_module, "loss_and_grads", real)
+    train(corpus, *_cfg("gru", 8, "learning_rate=1.0e-3"), tmp_path / "b", rng_seed=5,
+          progress=False)
+    a, b = load_checkpoint(tmp_path / "a" / "last.npz"), load_checkpoint(tmp_path / "b" / "last.npz")
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)
