@@ -30,7 +30,7 @@ import math
 WIDTHS = (64, 96, 128, 192, 256, 384, 512)
 REFERENCE_WIDTH = 256
 NUM_LAYERS = 2
-CHARS_PER_PARAM = 2.0          # at least this many characters read per parameter in the budget
+CHARS_PER_PARAM = 4.0          # at least this many characters read per parameter in the budget
 PARAMS_PER_CHAR = 3.0          # at most this many parameters per training character
 DEFAULT_BUDGET = 600.0         # seconds: 10 minutes
 MIN_BUDGET = 10.0

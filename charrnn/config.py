@@ -51,6 +51,8 @@ class TrainConfig:
                                  # it at max_iters (the planned end of a --time run)
     warmup_iters: int = 0        # the rate rises linearly from learning_rate / warmup_iters
     lr_floor: float = 0.1        # cosine: the rate at the end, as a fraction of learning_rate
+    ema: float = 0.0             # validate (and keep in best.npz) a moving average of the weights,
+                                 # updated each iteration with this decay, in [0, 1); 0: off
     grad_clip: float = 5.0       # clip threshold; 0 turns clipping off
     clip_mode: str = "norm"      # value: each element to +-grad_clip; norm: the global L2 norm
     max_iters: int = 2000        # training iterations (chunks); with time, set by the plan
@@ -74,6 +76,8 @@ class TrainConfig:
         _at_least(self, "warmup_iters", 0)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "lr_schedule", SCHEDULES)
+        if not 0.0 <= self.ema < 1.0:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}", "ema")
         if not 0.0 <= self.lr_floor <= 1.0:
             raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}", "lr_floor")
         if self.time:

@@ -190,6 +190,10 @@ class _Training:
                             {"data_sha256": corpus.sha256, "data_source": corpus.source,
                              "best_val_loss": None, "best_iteration": None, "seconds": 0.0,
                              "rng_seed": rng_seed, "lr_scale": 1.0})
+        if train_cfg.ema and not any(k.startswith("ema/") for k in self.run.optim_state):
+            # the moving average of the weights starts at the weights (kept with the optimizer's
+            # state, so checkpoints carry it and a resumed run goes on exactly)
+            self.run.optim_state.update({f"ema/{n}": p.copy() for n, p in self.run.params.items()})
         # params and optimizer state become views of flat buffers (restores stay in place)
         self.optimizer = FlatOptimizer(train_cfg.optimizer, self.run.params,
                                        self.run.optim_state, train_cfg.momentum)
@@ -282,6 +286,12 @@ class _Training:
             cfg.learning_rate, cfg.lr_decay, run.iteration, self.batches.per_pass,
             cfg.lr_schedule, cfg.warmup_iters, cfg.max_iters, cfg.lr_floor, passes)
         self.optimizer.step(grads, self.lr, run.iteration + 1)
+        if cfg.ema:
+            # ema = d ema + (1 - d) p, after every update
+            for name, p in run.params.items():
+                average = run.optim_state[f"ema/{name}"]
+                average *= average.dtype.type(cfg.ema)
+                average += average.dtype.type(1.0 - cfg.ema) * p
         run.iteration += 1
         if scored:
             self.losses.append(loss)
@@ -367,7 +377,8 @@ class _Training:
         run = self.run
         val_loss, val_accuracy = self._validate(shards)
         if not (math.isfinite(val_loss) and val_loss <= self.bound
-                and all(np.isfinite(p).all() for p in run.params.values())):
+                and all(np.isfinite(p).all() for p in run.params.values())
+                and all(np.isfinite(p).all() for p in self.eval_params().values())):
             # the update itself overflowed or blew the model up: the same policy as for a loss
             self.losses, self.loss_chars = [], []
             self.roll_back(f"validation loss {val_loss:.6g} at iteration {run.iteration}"
@@ -387,8 +398,9 @@ class _Training:
             run.info["best_val_loss"], run.info["best_iteration"] = val_loss, run.iteration
         ckpt = self.checkpoint()
         save_checkpoint(self.out_dir / "last.npz", ckpt)
-        if improved:
-            save_checkpoint(self.out_dir / "best.npz", ckpt)
+        if improved:   # the weights it scored: with ema, the moving average
+            save_checkpoint(self.out_dir / "best.npz",
+                            dataclasses.replace(ckpt, params=self.eval_params()))
         if self.good != self.out_dir / "last.npz":
             self.good.unlink(missing_ok=True)
             self.good = self.out_dir / "last.npz"
@@ -400,13 +412,21 @@ class _Training:
                  f"{record['seconds']:.0f}s")
         return True
 
+    def eval_params(self):
+        """The weights that validation scores and best.npz keeps: the moving average with ema,
+        else the weights themselves."""
+        if not self.cfg.ema:
+            return self.run.params
+        return {name: self.run.optim_state[f"ema/{name}"] for name in self.run.params}
+
     def _validate(self, shards):
         """(validation loss per character, teacher-forced accuracy or None): over every
         character, or with a completion setting over the completions' characters."""
+        params = self.eval_params()
         if self.val_mask is None:
-            total, n = evaluate.score_ids(self.run.params, self.cell, self.val_ids, shards=shards)
+            total, n = evaluate.score_ids(params, self.cell, self.val_ids, shards=shards)
             return total / n, None
-        total, n, right = evaluate.score_completions(self.run.params, self.cell, self.val_ids,
+        total, n, right = evaluate.score_completions(params, self.cell, self.val_ids,
                                                      self.val_mask, shards)
         return total / n, right / n
 

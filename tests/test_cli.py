@@ -292,7 +292,7 @@ def test_train_config_with_an_unknown_key(tmp_path):
     assert_fails(result, 2, f"Error: {config}: unknown key 'layers'; valid keys: model, "
                             "hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
                             "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, "
-                            "grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
+                            "ema, grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
                             "completion, vocab, threads\n")
     assert not (tmp_path / "run").exists()
 

@@ -553,3 +553,36 @@ def test_a_divergence_before_the_first_checkpoint_rolls_back_to_the_start(tmp_pa
     a, b = load_checkpoint(tmp_path / "a" / "last.npz"), load_checkpoint(tmp_path / "b" / "last.npz")
     for name in a.params:
         np.testing.assert_array_equal(a.params[name], b.params[name], err_msg=name)
+
+
+def test_ema_is_a_moving_average_kept_in_best_and_resumed_exactly(tmp_path):
+    """ema=0.5: after each update the average is 0.5 average + 0.5 weights, from the starting
+    weights; validation scores it and best.npz holds it; last.npz has both, and a run stopped
+    and resumed equals one never stopped."""
+    corpus = corpus_from_text(TEXT)
+    steps = []
+    for k in (1, 2, 3):                 # one iteration at a time, each checkpointed
+        run = tmp_path / "steps"
+        run.mkdir(exist_ok=True)
+        cfg = _cfg("lstm", k, "ema=0.5", "eval_every=1")
+        train(corpus, *cfg, run, rng_seed=4, progress=False,
+              resume=load_checkpoint(run / "last.npz") if k > 1 else None)
+        steps.append(load_checkpoint(run / "last.npz"))
+    from charrnn.model import init_params
+    start = init_params("lstm", len(corpus.vocab), 12, 2, np.random.default_rng(4))
+    last = steps[-1]
+    for name, p0 in start.items():
+        want = 0.125 * p0 + 0.125 * steps[0].params[name] + 0.25 * steps[1].params[name] \
+            + 0.5 * last.params[name]
+        np.testing.assert_allclose(last.optim_state[f"ema/{name}"], want, rtol=1e-5, atol=1e-6)
+    best = load_checkpoint(tmp_path / "steps" / "best.npz")
+    which = best.iteration - 1
+    for name in best.params:
+        np.testing.assert_array_equal(best.params[name], steps[which].optim_state[f"ema/{name}"])
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    train(corpus, *_cfg("lstm", 3, "ema=0.5", "eval_every=1"), straight, rng_seed=4,
+          progress=False)
+    other = load_checkpoint(straight / "last.npz")
+    for name in last.optim_state:
+        np.testing.assert_array_equal(last.optim_state[name], other.optim_state[name])
