@@ -3,16 +3,20 @@
     python scripts/bench.py [TEXT] [--iters N] [--repeats R] [--configs C0,C1,...]
                             [--torch] [--torch-python PATH] [--json]
 
-For each configuration of issue 5 (C0 to C3 below), in a fresh process of its own (so that its
-peak resident memory is that configuration's): a few warm-up iterations, then N timed training
-iterations (forward, backward, clipping to global norm 5, Adam) on batch_size x seq_length
-chunks of TEXT (default ../shared/data/tinyshakespeare.txt, else the built-in corpus), then
-2,000 characters sampled at batch 1, then 64 samples of 400 characters as one batch
-(`charrnn sample --num-samples 64`). Reported, as the median over R repeats:
+For each configuration of issue 5 (C0 to C3 below) and the GRU of configs/shakespeare.yaml's
+first version (C4), in a fresh process of its own (so that its peak resident memory is that
+configuration's): a few warm-up iterations, then N timed training iterations (forward,
+backward, clipping to global norm 5, Adam) on batch_size x seq_length chunks of TEXT (default
+../shared/data/tinyshakespeare.txt, else the built-in corpus), then 2,000 characters sampled at
+batch 1, then 64 samples of 400 characters as one batch (`charrnn sample --num-samples 64`);
+then, in another fresh process, the same model trained as `charrnn train` trains it
+(charrnn.fit: the text read and cached, a quarter of N iterations, one validation, last.npz and
+best.npz written). Reported, as the median over R repeats:
 
 - train chars/s: batch_size x seq_length x N / seconds;
 - sample chars/s: at batch 1; x64 chars/s: in total over the 64 samples;
-- peak MB: the process's peak resident memory (text, model, training and sampling);
+- peak MB: the first process's peak resident memory (text, model, training and sampling);
+  fit MB: the `charrnn train` process's (what a user sees), which the memory target is about;
 - % peak: the matmul FLOPs charrnn performs per training character (forward plus backward, see
   flops_per_char) x train chars/s, over this machine's float32 matmul peak (the best of a few
   large square NumPy matmuls, measured before and after the configurations). PyTorch's column
