@@ -154,7 +154,7 @@ def _decode(ckpt, prompts, max_chars, end):
     cuts = sorted(set(starts.tolist()) | set(range(0, P, PRIME_CHUNK)) | {P})
     for a, b in zip(cuts[:-1], cuts[1:]):
         state = _zero_where(state, starts == a)
-        _, state, _ = forward(params, cell, inputs[:, a:b], state)
+        _, state, _ = forward(params, cell, inputs[:, a:b], state, keep_cache=False)
     state = _zero_where(state, starts == P)     # prompts of the separator alone
     stepper = Stepper(params, cell, N)
     stepper.load_state(state)

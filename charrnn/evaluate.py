@@ -32,7 +32,8 @@ from .parallel import InTurn, shard_bounds
 EVAL_STREAMS = 64     # parallel segments, at most
 MIN_SEGMENT = 1024    # scored characters per segment, at least (fewer segments for short texts)
 EVAL_CONTEXT = 256    # characters read before each segment but the first, not scored
-EVAL_SEQ_LENGTH = 128  # characters per forward chunk
+EVAL_SEQ_LENGTH = 128  # characters per forward chunk, at most
+EVAL_CHUNK_FLOATS = 1 << 21  # floats of a chunk's input projection, at most (8 MB: memory)
 
 
 def segment_layout(n_chars, streams=EVAL_STREAMS, context=EVAL_CONTEXT):
@@ -83,12 +84,14 @@ def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out
     right, as in Zaremba and Sutskever's MaskedLoss), and the right ones are counted (else the
     count is 0)."""
     S, seg = inputs.shape
-    L, H = params["Wx"].shape[:2]
+    L, H, G = params["Wx"].shape
     state = zero_state(cell, L, S, H, params["Wx"].dtype)
     total, right = 0.0, 0
+    # chunks short enough that a layer's (T, G, S) input projection stays under EVAL_CHUNK_FLOATS
+    seq_length = max(1, min(seq_length, EVAL_CHUNK_FLOATS // (G * S)))
     for start in range(0, seg, seq_length):
         cols = slice(start, start + seq_length)
-        logits, state, _ = forward(params, cell, inputs[:, cols], state)
+        logits, state, _ = forward(params, cell, inputs[:, cols], state, keep_cache=False)
         picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
         rows, picked = np.arange(len(picks)), np.maximum(picks, 0)
         logp = log_softmax(logits)[rows, picked]

@@ -127,9 +127,11 @@ def _layer0_projection(params, ids):
     return xp, x
 
 
-def forward(params, cell, ids, state, dropout=0.0, rng=None):
+def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True):
     """Run the stack over one chunk. ids: (N, T) input ids; state: from zero_state or a previous
-    call. Dropout applies when rng is given and dropout > 0.
+    call. Dropout applies when rng is given and dropout > 0. keep_cache=False (scoring,
+    priming: no backward to come) lets each layer's cache go as soon as the next layer has its
+    input, which lowers the peak memory, and returns None for the cache.
 
     Returns logits (T*N, V), time-major (row t*N + n), the final state, and the cache.
     """
@@ -154,11 +156,13 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None):
             # Wx^T (G, H) @ h_t (H, N) for every t: one batched matmul, no transposes
             xp = np.matmul(np.ascontiguousarray(params["Wx"][l + 1].T), hs)
             xp += params["b"][l + 1][:, None]
-        layers.append((x, cache, mask))
+        if keep_cache:
+            layers.append((x, cache, mask))
+        del cache
         x = hs
     logits = _rows_tm(x) @ params["Why"] + params["by"]
     # the top layer's states x, not their (T*N, H) copy: backward remakes it (memory)
-    return logits, new_state, (ids_tm, layers, x)
+    return logits, new_state, (ids_tm, layers, x) if keep_cache else None
 
 
 def _rows_tm(seq):

@@ -443,7 +443,8 @@ def _prime(stepper, params, cell, seed_ids):
         state = zero_state(cell, L, 1, H, params["Wx"].dtype)
         ids = seed_ids[None, :-1].astype(np.int32)
         for start in range(0, ids.shape[1], PRIME_CHUNK):
-            _, state, _ = forward(params, cell, ids[:, start:start + PRIME_CHUNK], state)
+            _, state, _ = forward(params, cell, ids[:, start:start + PRIME_CHUNK], state,
+                                  keep_cache=False)
         stepper.load_state(state)
     stepper.step(np.full(stepper.N, seed_ids[-1], np.intp))
 

@@ -83,7 +83,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # charrnn, from this checkout
 
-from charrnn.config import ConfigError, as_dict, load_config, parse_duration
+from charrnn.config import (ConfigError, ModelConfig, TrainConfig, as_dict, load_config,
+                            parse_duration)
 from charrnn.data import Batches, DataError, load_corpus, split_train_val
 # _segments: charrnn's own cutting of the validation text (an internal), so that the twin scores
 # exactly the characters and contexts charrnn scores
@@ -93,7 +94,7 @@ from charrnn.optim import ADAM_BETAS, EPS, RMSPROP_DECAY, learning_rate_at
 
 PLAN_MARGIN = 0.97   # as charrnn.train.PLAN_MARGIN: plan for this fraction of the budget
 TIMED_ITERS = 3      # as charrnn.train.seconds_per_iteration: the median of 3, after 1 warm-up
-IMPLEMENTED = {"model", "hidden_size", "num_layers", "dropout", "seq_length", "batch_size",
+IMPLEMENTED = {"model", "hidden_size", "num_layers", "dropout", "seq_length", "batch_size",  # others: defaults only
                "optimizer", "learning_rate", "momentum", "lr_decay", "lr_schedule",
                "warmup_iters", "lr_floor", "grad_clip", "clip_mode", "max_iters", "time",
                "eval_every", "val_frac", "threads"}
@@ -309,7 +310,8 @@ def main(argv=None):
         batches = Batches(train_ids, cfg.batch_size, cfg.seq_length)
     except (ConfigError, DataError) as e:
         sys.exit(f"Error: {e}")
-    if missing := sorted(set(as_dict(model_cfg, cfg)) - IMPLEMENTED):
+    resolved, defaults = as_dict(model_cfg, cfg), as_dict(ModelConfig(), TrainConfig())
+    if missing := sorted(k for k in set(resolved) - IMPLEMENTED if resolved[k] != defaults[k]):
         sys.exit(f"Error: the twin does not implement the config key(s) {missing}")
 
     # set up the model, the optimizer and the validation segments

@@ -195,3 +195,18 @@ def test_a_chunk_with_nothing_scored_has_loss_zero_and_zero_gradients(cell, rng)
     for name, g in grads.items():
         assert g.shape == params[name].shape and np.all(g == 0.0), name
     assert all(np.isfinite(s).all() for layer in new_state for s in layer)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_forward_without_a_cache_gives_the_same_logits_and_state(cell, rng):
+    """keep_cache=False (scoring, priming) drops each layer's cache as it goes: the same numbers."""
+    params = init_params(cell, 5, 4, 3, rng)
+    ids = rng.integers(0, 5, (2, 6))
+    state = zero_state(cell, 3, 2, 4)
+    logits, new_state, cache = forward(params, cell, ids, state)
+    bare, bare_state, none = forward(params, cell, ids, state, keep_cache=False)
+    assert none is None and cache is not None
+    np.testing.assert_array_equal(bare, logits)
+    for a, b in zip(new_state, bare_state):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
