@@ -54,6 +54,8 @@ from .parallel import Shards, loss_and_grads
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
 DIVERGENCE_FACTOR = 2.0       # a loss above this many times ln V nats/char is a divergence
 PLAN_MARGIN = 0.97            # a time budget plans iterations for this fraction of it (noise)
+DEADLINE = 0.99               # ... and ends, whatever the plan, by this fraction of it (what the
+                              # process does before and after the run: start-up, exit)
 START_NAME = ".start.npz"     # a new run's starting state, until its first checkpoint
 
 
@@ -334,7 +336,7 @@ class _Training:
         per_planned = per_iter + (per_eval + 1.5 * per_save) / cfg.eval_every
         planned = max(1, int(left / per_planned))
         self.cfg = dataclasses.replace(cfg, max_iters=self.run.iteration + planned)
-        self.deadline = started + budget
+        self.deadline = started + DEADLINE * budget
         self.say(f"time {cfg.time}: {planned:,} iterations planned, to iteration "
                  f"{self.cfg.max_iters:,} ({per_iter * 1000:.0f} ms each, validation "
                  f"{per_eval:.1f} s every {cfg.eval_every})")

@@ -106,9 +106,11 @@ def test_a_slower_machine_than_planned_ends_the_run_in_time(text_file, tmp_path,
                           log=lines.append, **KEYS)
     # after k iterations the clock says 1000 + 2k; an iteration is seen to take 2 s (on
     # average: 1, then 1.2, 1.36, ...), and the final evaluation and saves (0.7 s planned)
-    # as much slower: the run ends once 1000 + 2k + (one more iteration) + that > 1100
-    up = next(k for k in range(1, 90) if 1000 + 2 * k + _seen(k) + _seen(k) * 0.7 > 1100)
-    assert up == 49
+    # as much slower: the run ends once 1000 + 2k + (one more iteration) + that > 1099 (it
+    # ends by DEADLINE, 99 %, of the budget)
+    assert train_module.DEADLINE == 0.99
+    up = next(k for k in range(1, 90) if 1000 + 2 * k + _seen(k) + _seen(k) * 0.7 > 1099)
+    assert up == 48
     assert f"time 100s is up at iteration {up} of the 90 planned" in lines
     assert summary["iterations"] == up
     assert summary["notes"] == [f"time 100s was up at iteration {up} of the 90 planned"]
