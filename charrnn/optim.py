@@ -96,14 +96,19 @@ class FlatOptimizer:
     copies the gradients into one buffer and applies the rule with a handful of ufunc calls
     instead of a dozen per parameter (which, for small models, is most of an update's time).
     update() stays the per-parameter reference it is tested against.
+
+    ema: with a decay d in (0, 1), state also holds a moving average of the weights, "ema/<name>"
+    (train.py starts it at the weights), and step() updates it after each update: ema = d ema +
+    (1 - d) p, on its flat buffer too.
     """
 
-    def __init__(self, optimizer, params, state, momentum=0.0):
-        self.optimizer, self.momentum = optimizer, momentum
+    def __init__(self, optimizer, params, state, momentum=0.0, ema=0.0):
+        self.optimizer, self.momentum, self.ema = optimizer, momentum, ema
         self.names = list(params)
         self.p = self._flatten(params, self.names)
+        slots = state_slots(optimizer, momentum) + (("ema",) if ema else ())
         self.slots = {slot: self._flatten(state, [f"{slot}/{n}" for n in self.names])
-                      for slot in state_slots(optimizer, momentum)}
+                      for slot in slots}
 
     @staticmethod
     def _flatten(arrays, keys):
@@ -164,3 +169,8 @@ class FlatOptimizer:
             np.divide(m, tmp, out=tmp)
             tmp *= dtype(lr / (1.0 - b1 ** step))
         p -= tmp
+        if self.ema:
+            average = slots["ema"]
+            average *= dtype(self.ema)
+            np.multiply(p, dtype(1.0 - self.ema), out=tmp)
+            average += tmp

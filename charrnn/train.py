@@ -198,7 +198,7 @@ class _Training:
             self.run.optim_state.update({f"ema/{n}": p.copy() for n, p in self.run.params.items()})
         # params and optimizer state become views of flat buffers (restores stay in place)
         self.optimizer = FlatOptimizer(train_cfg.optimizer, self.run.params,
-                                       self.run.optim_state, train_cfg.momentum)
+                                       self.run.optim_state, train_cfg.momentum, train_cfg.ema)
         self.start_iteration = self.run.iteration
         # where the current text started (a run that switched texts) and the passes before it
         self.text_start = self.run.info.get("text_start", 0)
@@ -287,13 +287,7 @@ class _Training:
         self.lr = run.info["lr_scale"] * learning_rate_at(
             cfg.learning_rate, cfg.lr_decay, run.iteration, self.batches.per_pass,
             cfg.lr_schedule, cfg.warmup_iters, cfg.max_iters, cfg.lr_floor, passes)
-        self.optimizer.step(grads, self.lr, run.iteration + 1)
-        if cfg.ema:
-            # ema = d ema + (1 - d) p, after every update
-            for name, p in run.params.items():
-                average = run.optim_state[f"ema/{name}"]
-                average *= average.dtype.type(cfg.ema)
-                average += average.dtype.type(1.0 - cfg.ema) * p
+        self.optimizer.step(grads, self.lr, run.iteration + 1)   # and the ema's average
         run.iteration += 1
         if scored:
             self.losses.append(loss)
@@ -378,9 +372,10 @@ class _Training:
         back. Returns False if it rolled back."""
         run = self.run
         val_loss, val_accuracy = self._validate(shards)
+        # every weight (and moving average) lies in the optimizer's flat buffers
+        weights = [self.optimizer.p] + ([self.optimizer.slots["ema"]] if self.cfg.ema else [])
         if not (math.isfinite(val_loss) and val_loss <= self.bound
-                and all(np.isfinite(p).all() for p in run.params.values())
-                and all(np.isfinite(p).all() for p in self.eval_params().values())):
+                and all(np.isfinite(w).all() for w in weights)):
             # the update itself overflowed or blew the model up: the same policy as for a loss
             self.losses, self.loss_chars = [], []
             self.roll_back(f"validation loss {val_loss:.6g} at iteration {run.iteration}"

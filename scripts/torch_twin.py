@@ -94,7 +94,8 @@ from charrnn.optim import ADAM_BETAS, EPS, RMSPROP_DECAY, learning_rate_at
 
 PLAN_MARGIN = 0.97   # as charrnn.train.PLAN_MARGIN: plan for this fraction of the budget
 TIMED_ITERS = 3      # as charrnn.train.seconds_per_iteration: the median of 3, after 1 warm-up
-IMPLEMENTED = {"model", "hidden_size", "num_layers", "dropout", "seq_length", "batch_size",  # others: defaults only
+# the keys the twin implements; any other key is accepted only at its default
+IMPLEMENTED = {"model", "hidden_size", "num_layers", "dropout", "seq_length", "batch_size",
                "optimizer", "learning_rate", "momentum", "lr_decay", "lr_schedule",
                "warmup_iters", "lr_floor", "grad_clip", "clip_mode", "max_iters", "time",
                "eval_every", "val_frac", "threads"}
