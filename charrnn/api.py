@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from . import runs
+from . import plan as planning, runs
 from .accuracy import accuracy_report, check_completion, completion_counts
-from .checkpoint import latest_run, load_checkpoint
+from .checkpoint import load_checkpoint
 from .config import ConfigError
 from .evaluate import score_text
 from .parallel import Shards
@@ -49,9 +49,9 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     if new_text and resume is None:
         raise ConfigError("new_text continues a run on another text: it needs resume")
     if resume is not None:
-        plan = runs.plan_resume(resume, file, config, sets, keys, new_text)
+        plan = planning.plan_resume(resume, file, config, sets, keys, new_text)
     else:
-        plan = runs.plan_new_run(file, config, sets, out, init_from, keys, runs_dir)
+        plan = planning.plan_new_run(file, config, sets, out, init_from, keys, runs_dir)
     try:
         return train(plan.corpus, plan.model_cfg, plan.train_cfg, plan.run_dir,
                      rng_seed=rng_seed, progress=progress, log=log, resume=plan.resume,
@@ -64,9 +64,9 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
 def dry_run(file=None, *, config=None, sets=(), init_from=None, rng_seed=None, **keys):
     """What `charrnn train --dry-run` reports, as a dict (with what charrnn would choose for
     the keys left open, in notes); writes nothing."""
-    _, train_cfg, ckpt = runs.new_run_config(config, sets, init_from, keys)
-    corpus = runs.read_corpus(file, None, ckpt, train_cfg.vocab)
-    model_cfg, train_cfg, chosen = runs.open_choices(corpus, config, sets, keys, ckpt)
+    _, train_cfg, ckpt = planning.new_run_config(config, sets, init_from, keys)
+    corpus = planning.read_corpus(file, None, ckpt, train_cfg.vocab)
+    model_cfg, train_cfg, chosen = planning.open_choices(corpus, config, sets, keys, ckpt)
     report = _dry_run(corpus, model_cfg, train_cfg, rng_seed)
     report["notes"] += [chosen] if chosen else []
     return report
@@ -75,7 +75,7 @@ def dry_run(file=None, *, config=None, sets=(), init_from=None, rng_seed=None, *
 def load(path=None, runs_dir=runs.RUNS_DIR):
     """A Checkpoint from a checkpoint file or a run directory (its best.npz, else last.npz);
     None: the run under runs_dir whose checkpoint was written last. Its .path says which file."""
-    return load_checkpoint(path if path is not None else latest_run(runs_dir))
+    return load_checkpoint(path if path is not None else runs.latest_run(runs_dir))
 
 
 def generate(model, seed=None, num_chars=200, *, temperature=1.0, top_k=0, top_p=1.0,

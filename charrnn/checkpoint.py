@@ -25,15 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import CheckpointError
+from .runs import checkpoint_file
 from .config import ModelConfig, TrainConfig
 from .data import Vocab, usual_file_mode
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or written; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -107,36 +105,9 @@ def _fields(cfg):
     return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
 
 
-def resolve_checkpoint(path):
-    """A checkpoint file, or a run directory's best.npz (else last.npz)."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.npz", "last.npz"):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(f"{path}: no best.npz or last.npz in this directory")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file or run directory")
-    return path
-
-
-def latest_run(runs_dir="runs"):
-    """The run directory under runs_dir whose checkpoint (best.npz or last.npz) was written last."""
-    newest = {}
-    for d in Path(runs_dir).glob("*"):
-        times = [f.stat().st_mtime for f in (d / "best.npz", d / "last.npz") if f.is_file()]
-        if times:
-            newest[d] = max(times)
-    if not newest:
-        where = runs_dir if Path(runs_dir).is_absolute() else f"./{runs_dir}"
-        raise CheckpointError(f"no trained run found under {where}; train one with "
-                              "'charrnn train FILE' or give --checkpoint")
-    return max(newest, key=lambda d: (newest[d], d.name))
-
-
 def load_checkpoint(path):
     """Read a checkpoint file or run directory. Never unpickles anything."""
-    path = resolve_checkpoint(path)
+    path = checkpoint_file(path)
     try:
         with open(path, "rb") as f:
             magic = f.read(6)

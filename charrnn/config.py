@@ -12,16 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError
 from .layers import GATES
 from .optim import OPTIMIZERS, SCHEDULES
-
-
-class ConfigError(ValueError):
-    """An unknown key, a wrong type or an out-of-range value; says the key and its source."""
-
-    def __init__(self, message, key=None):
-        super().__init__(message)
-        self.key = key
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class DataError(ValueError):
-    """A text that cannot be used: unreadable, not UTF-8, too short, outside the vocabulary."""
+from .errors import DataError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint
+from .runs import checkpoint_file
 from .config import as_dict
 from .data import DataError
 from .page import html_page
@@ -72,7 +73,7 @@ def read_run(run_dir):
         raise DataError(f"{path}: no evaluation in it yet")
     records = tuple(by_iteration[i] for i in sorted(by_iteration))
     try:
-        ckpt = load_checkpoint(resolve_checkpoint(run_dir))
+        ckpt = load_checkpoint(checkpoint_file(run_dir))
         config = dict(as_dict(ckpt.model_cfg, ckpt.train_cfg),
                       text=Path(ckpt.info.get("data_source", "")).name)
     except CheckpointError:

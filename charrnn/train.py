@@ -16,7 +16,7 @@ on them (val_accuracy in metrics.jsonl). A chunk without any such character has 
 zero gradient; the update is still made (adam's moments decay, the iteration counts) and is no
 divergence, and the training loss reported is the mean per scored character over the chunks.
 
-A resumed run may switch to a new text (runs.plan_resume with new_text): the checkpoint's info
+A resumed run may switch to a new text (plan.plan_resume with new_text): the checkpoint's info
 then says where it started (text_start, the iteration of the switch) and how many passes over
 earlier texts came before it (passes_before, for lr_decay); the new text is read from its
 beginning, iteration k reading its chunk k - text_start.
@@ -29,7 +29,6 @@ last checkpoint, halves the learning rate and goes on; the fourth divergence wit
 in between stops it with a TrainingError.
 """
 
-import copy
 import dataclasses
 import json
 import math
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .errors import Interrupted, TrainingError
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict, parse_duration
 from .data import Batches, DataError, completion_mask, split_train_val
@@ -50,6 +50,7 @@ from . import evaluate
 from .model import clip_grads, init_params, num_params, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
 from .parallel import Shards, loss_and_grads
+from .timing import seconds_per_iteration
 
 MAX_ROLLBACKS = 3             # rollbacks in a row (without a checkpoint between) before giving up
 DIVERGENCE_FACTOR = 2.0       # a loss above this many times ln V nats/char is a divergence
@@ -57,18 +58,6 @@ PLAN_MARGIN = 0.97            # a time budget plans iterations for this fraction
 DEADLINE = 0.99               # ... and ends, whatever the plan, by this fraction of it (what the
                               # process does before and after the run: start-up, exit)
 START_NAME = ".start.npz"     # a new run's starting state, until its first checkpoint
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. it keeps diverging); the message says what to do."""
-
-
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; last.npz was written. signum says which signal."""
-
-    def __init__(self, signum, checkpoint, iteration):
-        super().__init__(f"interrupted by signal {signum}")
-        self.signum, self.checkpoint, self.iteration = signum, checkpoint, iteration
 
 
 class _SignalFlag:
@@ -536,28 +525,6 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     finally:      # the starting state is only kept until the run has a checkpoint
         (t.out_dir / START_NAME).unlink(missing_ok=True)
     return t.summary(changed)
-
-
-def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_iters=3):
-    """The median time of timed_iters training iterations (after one to warm up), run on copies
-    of params with an optimizer of their own: the caller's arrays are left as they were."""
-    cell, L, H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
-    tc = train_cfg
-    params = copy.deepcopy(params)
-    optimizer = FlatOptimizer(tc.optimizer, params, init_state(tc.optimizer, params, tc.momentum),
-                              tc.momentum)
-    hidden = zero_state(cell, L, tc.batch_size, H)
-    rng = np.random.default_rng(0)         # for dropout: not the run's generator
-    times = []
-    for k in range(timed_iters + 1):           # the first one warms up, untimed
-        t0 = time.perf_counter()
-        inputs, targets, _ = batches.chunk(k)
-        _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
-                                          model_cfg.dropout, rng, shards)
-        clip_grads(grads, tc.grad_clip, tc.clip_mode)
-        optimizer.step(grads, tc.learning_rate, k + 1)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:]))
 
 
 def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):

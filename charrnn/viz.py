@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError, format_chars
+from .errors import ViewError
 from .layers import log_softmax
 from .model import forward, zero_state
 from .page import MONO, html_page, luminance, mix, script_json
@@ -37,15 +38,6 @@ MIN_SD = 0.05           # units whose standard deviation over the shown text is 
 MIN_R = 0.2             # a feature whose best unit correlates more weakly than this gets no row
 VARIED_UNITS = 3        # the most varied units added after the features' units
 RANKS = ((1, 1, "1"), (2, 5, "2-5"), (6, 10, "6-10"), (11, None, "beyond 10"))   # as GLTR's bands
-
-
-class ViewError(ValueError):
-    """A request the model or the text cannot satisfy; `argument` names the input at fault
-    ('start' or 'neurons')."""
-
-    def __init__(self, message, argument):
-        super().__init__(message)
-        self.argument = argument
 
 
 # --------------------------------------------------------------------------- reading a text

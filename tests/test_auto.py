@@ -6,7 +6,7 @@ import json
 import pytest
 
 import charrnn
-import charrnn.runs as runs_module
+import charrnn.plan as runs_module
 from charrnn import auto
 
 from cli_helpers import invoke

@@ -12,14 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from charrnn.runs import checkpoint_file as resolve_checkpoint, latest_run
 from charrnn.checkpoint import (
     FORMAT,
     FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
-    latest_run,
     load_checkpoint,
-    resolve_checkpoint,
     save_checkpoint,
 )
 from charrnn.config import ModelConfig, TrainConfig

@@ -1,0 +1,49 @@
+"""The errors charrnn raises for bad input or a refused run, never for a bug: each message is one
+line that names the file, key or character at fault. The command line turns them into
+"Error: ..." and an exit code (cli.py); the Python API raises them as they are.
+
+No imports but the standard library: cli.py reads these without loading NumPy.
+"""
+
+
+class ConfigError(ValueError):
+    """An unknown key, a wrong type or an out-of-range value; says the key and its source."""
+
+    def __init__(self, message, key=None):
+        super().__init__(message)
+        self.key = key
+
+
+class DataError(ValueError):
+    """A text that cannot be used: unreadable, not UTF-8, too short, outside the vocabulary."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or written; the message names the file."""
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be used: owned by another live process, holding a run
+    already, or not writable. The message names the directory (and the owner)."""
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. it keeps diverging); the message says what to do."""
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM arrived during training; last.npz was written. signum says which
+    signal, checkpoint the file written, iteration where it stopped."""
+
+    def __init__(self, signum, checkpoint, iteration):
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum, self.checkpoint, self.iteration = signum, checkpoint, iteration
+
+
+class ViewError(ValueError):
+    """A view request the model or the text cannot satisfy; `argument` names the input at fault
+    ('start' or 'neurons')."""
+
+    def __init__(self, message, argument):
+        super().__init__(message)
+        self.argument = argument

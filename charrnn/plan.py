@@ -1,0 +1,231 @@
+"""What a run starts from: a new run's config, text and directory, or a run to resume, checked
+and owned before training begins (train.py then runs it).
+
+- A new run refuses a directory that already holds a run (last.npz or best.npz); --resume
+  continues one only with the same text (SHA-256) and config, but for SAFE_TO_CHANGE; a run
+  started --init-from a checkpoint keeps its model keys and vocabulary.
+- A resume with new_text (--new-text) continues the run (weights, optimizer state, RNG,
+  iteration, learning-rate scale) on another text, in the run's vocabulary, read from its
+  beginning with the hidden state reset; the config rules are those of any resume. The switch is
+  recorded at once: last.npz gets the new text's SHA-256 and source, text_start (the iteration
+  of the switch), passes_before (whole passes over the earlier texts, for lr_decay) and a reset
+  best_val_loss (the validation text changed), and the new ids replace data.npy. The files are
+  replaced in an order that never leaves a data.npy beside a last.npz of another text: the new
+  ids are encoded under another name, data.npy is removed, last.npz is written, and the new ids
+  are renamed data.npy (a resume that finds no data.npy reads the recorded text again).
+"""
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import auto
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .config import ConfigError, ModelConfig, as_dict, given_keys, load_config, parse_duration
+from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
+                   load_corpus, open_cached)
+from .errors import RunError
+from .runs import DATA, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir
+from .timing import seconds_per_char
+
+SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "time")  # on resume
+INIT_FROM_KEEPS = ("model", "hidden_size", "num_layers")   # a run --init-from keeps these
+
+
+@dataclass
+class RunPlan:
+    """Everything train.train needs, checked: the configs, the encoded text, the run directory
+    (owned by this process through lock), and the checkpoint it resumes or starts from."""
+    model_cfg: object
+    train_cfg: object
+    corpus: Corpus
+    run_dir: Path
+    lock: RunLock
+    resume: Checkpoint | None = None
+    init_from: Checkpoint | None = None
+    changed: tuple = ()        # config keys that differ from the resumed run's
+    notes: tuple = ()          # what charrnn chose for the run (auto.py), to say
+
+    def release(self):
+        self.lock.release()
+
+
+def new_run_config(config=None, sets=(), init_from=None, overrides=None):
+    """(ModelConfig, TrainConfig, the init_from Checkpoint or None) for a new run. A run started
+    from a checkpoint's weights keeps its INIT_FROM_KEEPS keys (ConfigError if changed)."""
+    if init_from is None:
+        return *load_config(config, sets, overrides=overrides), None
+    ckpt = load_checkpoint(init_from)
+    base = dataclasses.asdict(ckpt.model_cfg)
+    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    for key in INIT_FROM_KEEPS:
+        if getattr(model_cfg, key) != base[key]:
+            raise ConfigError(f"--init-from: {key} is {base[key]!r} in {init_from}; a run "
+                              f"started from its weights cannot change it to "
+                              f"{getattr(model_cfg, key)!r}", key)
+    if train_cfg.vocab and Vocab.from_text(train_cfg.vocab) != ckpt.vocab:
+        raise ConfigError(f"--init-from: {init_from} has a vocabulary of its own, which a run "
+                          "started from its weights keeps; leave vocab empty or give exactly "
+                          "its characters", "vocab")
+    return model_cfg, train_cfg, ckpt
+
+
+def read_corpus(file, cache=None, ckpt=None, vocab=""):
+    """The encoded text (None: the built-in corpus): in ckpt's vocabulary if one is given, else
+    in that of the vocab key's characters if given, else in the text's own."""
+    if ckpt is not None:
+        return load_corpus(file, cache, vocab=ckpt.vocab)
+    if vocab:
+        return load_corpus(file, cache, vocab=Vocab.from_text(vocab),
+                           vocab_source="the vocabulary that the vocab key gives")
+    return load_corpus(file, cache)
+
+
+def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, overrides=None,
+                 runs_dir=RUNS_DIR):
+    """Check the config, make and own the run directory, encode the text into it (data.npy).
+    Nothing is left behind when the text is refused."""
+    model_cfg, train_cfg, ckpt = new_run_config(config, sets, init_from, overrides)
+    name = Path(file).stem if file is not None else "builtin"
+    run_dir, created = make_run_dir(out, name, runs_dir)
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+        if holds_run(run_dir):
+            raise RunError(f"{run_dir}: already holds a run; choose another --out, or continue "
+                           f"it with --resume {run_dir}")
+        corpus = read_corpus(file, run_dir / DATA, ckpt, train_cfg.vocab)
+        model_cfg, train_cfg, chosen = open_choices(corpus, config, sets, overrides, ckpt)
+    except (RunError, DataError, ConfigError, OSError) as e:
+        lock.release()
+        if created and not isinstance(e, RunError):   # leave nothing half-made behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise RunError(f"{run_dir}: cannot write the run directory: {e.strerror}") from None
+        raise
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=ckpt,
+                   notes=(chosen,) if chosen else ())
+
+
+def open_choices(corpus, config=None, sets=(), overrides=None, init_from=None):
+    """The config resolved again with charrnn's choices (auto.py) for the keys the user left
+    open: (ModelConfig, TrainConfig, the line saying what was chosen, or ""). A run started from
+    a checkpoint keeps its model, so only its length and schedule may be chosen."""
+    base = dataclasses.asdict(init_from.model_cfg) if init_from is not None else {}
+    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    resolved = as_dict(model_cfg, train_cfg)
+    given = {k: resolved[k] for k in given_keys(config, sets, overrides) | set(base)}
+    budget = parse_duration(train_cfg.time) if train_cfg.time else None
+
+    def timed(model, N, T):
+        """Seconds per training character of a model given by its model keys, here."""
+        cfg = ModelConfig(**{**dataclasses.asdict(model_cfg), **model})
+        return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.threads)
+
+    choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed,
+                                budget)
+    if choices:
+        model_cfg, train_cfg = load_config(config, sets, base={**base, **choices},
+                                           overrides=overrides)
+    return model_cfg, train_cfg, said
+
+
+def plan_resume(run_dir, file=None, config=None, sets=(), overrides=None, new_text=False):
+    """Own run_dir, and check that its run can go on exactly: its last.npz, config changes only
+    in SAFE_TO_CHANGE, something left to do, the same text (by SHA-256). new_text: go on with
+    file instead, another text (see the module docstring), and record the switch."""
+    run_dir = Path(run_dir)
+    if new_text and file is None:
+        raise ConfigError("new_text continues a run on another text: give that text (FILE)")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run directory")
+    lock = RunLock(run_dir).acquire()
+    try:
+        return _resume(run_dir, lock, file, config, sets, overrides, new_text)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _resume(run_dir, lock, file, config, sets, overrides, new_text=False):
+    last = run_dir / LAST
+    if not last.is_file():
+        raise DataError(f"{run_dir}: no last.npz to resume from")
+    ckpt = load_checkpoint(last)
+    # a resumed run's time budget is only what this resume gives (time: that much more);
+    # without one it goes on to the max_iters that its budget planned
+    base = dict(as_dict(ckpt.model_cfg, ckpt.train_cfg), time="")
+    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    new = as_dict(model_cfg, train_cfg)
+    changed = tuple(key for key in new if new[key] != base[key])
+    for key in changed:
+        if key not in SAFE_TO_CHANGE:
+            raise ConfigError(f"cannot resume {run_dir} with {key}={new[key]!r}: the run has "
+                              f"{key}={base[key]!r}, and only {', '.join(SAFE_TO_CHANGE)} may "
+                              "change on resume (start a new run with --init-from instead)", key)
+    if train_cfg.max_iters <= ckpt.iteration and not train_cfg.time:
+        raise ConfigError(f"{run_dir} is at iteration {ckpt.iteration} and max_iters is "
+                          f"{train_cfg.max_iters}: nothing to do; raise it with "
+                          "--set max_iters=N", "max_iters")
+    if new_text:
+        ckpt, corpus = _switch_text(run_dir, ckpt, file)
+        return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt,
+                       changed=changed + ("text",))
+    expected, recorded = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
+    if file is None and recorded != BUILTIN_SOURCE and not Path(recorded).is_file():
+        raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there; give "
+                        "the text as FILE")
+    path = file if file is not None else (None if recorded == BUILTIN_SOURCE else Path(recorded))
+    actual = file_sha256(path)
+    if actual != expected:
+        raise DataError(f"{path or BUILTIN_SOURCE}: not the text {run_dir} was trained on "
+                        f"(SHA-256 {actual[:16]}..., the run's is {expected[:16]}...); resume "
+                        f"with that text, go on with this one with --new-text, or start a new "
+                        f"run with --init-from {run_dir}")
+    cache = run_dir / DATA
+    if cache.is_file():
+        corpus = open_cached(cache, ckpt.vocab, recorded, expected)
+    else:
+        corpus = load_corpus(path, cache, vocab=ckpt.vocab)
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed)
+
+
+def _switch_text(run_dir, ckpt, file):
+    """The checkpoint and corpus to go on with on another text, the switch written to run_dir
+    (see the module docstring for the order of the files)."""
+    info = ckpt.info
+    # whole passes over the text so far (before it encodes the new one into data-next.npy)
+    passes = info.get("passes_before", 0) + (
+        (ckpt.iteration - info.get("text_start", 0))
+        // max(1, _iters_per_pass(run_dir, ckpt)))
+    corpus = load_corpus(file, run_dir / NEXT_DATA, vocab=ckpt.vocab)
+    hidden = [tuple(np.zeros_like(s) for s in layer) for layer in ckpt.hidden_state or ()]
+    ckpt = dataclasses.replace(ckpt, hidden_state=hidden or None, info={
+        **info, "data_sha256": corpus.sha256, "data_source": corpus.source,
+        "text_start": ckpt.iteration, "passes_before": passes,
+        "best_val_loss": None, "best_iteration": None})
+    (run_dir / DATA).unlink(missing_ok=True)
+    save_checkpoint(run_dir / LAST, ckpt)
+    os.replace(run_dir / NEXT_DATA, run_dir / DATA)   # the memory map follows it
+    return ckpt, corpus
+
+
+def _iters_per_pass(run_dir, ckpt):
+    """Iterations per pass over the run's current text: from data.npy, or (if a switch was cut
+    short) from the text the checkpoint records."""
+    cache = run_dir / DATA
+    if cache.is_file():
+        n = len(np.load(cache, mmap_mode="r", allow_pickle=False))
+    else:
+        recorded = ckpt.info.get("data_source")
+        path = None if recorded == BUILTIN_SOURCE else Path(recorded)
+        if path is not None and not path.is_file():
+            raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there "
+                            "(its length counts the passes for lr_decay)")
+        n = len(load_corpus(path, vocab=ckpt.vocab).ids)
+    cfg = ckpt.train_cfg
+    return chunks_per_pass(n - int(n * cfg.val_frac), cfg.batch_size, cfg.seq_length)
