@@ -1,15 +1,18 @@
 """charrnn: character-level RNN, LSTM and GRU language models, trained on a CPU in NumPy.
 
-The Python API (charrnn/api.py): fit, dry_run, load, generate, score, and the errors they raise.
+The Python API (charrnn/api.py): fit, dry_run, load, generate, sampler, score, score_files,
+view, plot_runs, write_page, presets, and the errors they raise (charrnn/errors.py).
 They are imported on first use, so that `charrnn --help` does not wait for NumPy.
 """
 
 __version__ = "0.1.0"
 
 _API = {
-    "fit": "api", "dry_run": "api", "load": "api", "generate": "api", "score": "api",
-    "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "ConfigError": "config",
-    "DataError": "data", "RunError": "runs", "TrainingError": "train", "Interrupted": "train",
+    **dict.fromkeys(["fit", "dry_run", "load", "generate", "sampler", "score", "score_files",
+                     "view", "plot_runs", "write_page", "presets"], "api"),
+    "Checkpoint": "checkpoint",
+    **dict.fromkeys(["ConfigError", "ArgumentError", "DataError", "SeedError", "CheckpointError",
+                     "RunError", "TrainingError", "Interrupted", "ViewError"], "errors"),
 }
 
 __all__ = ["__version__", *_API]

@@ -1,5 +1,6 @@
-"""The Python API: what the command line does, as functions that return values and raise typed
-errors (for notebooks and scripts). cli.py is a thin layer over these.
+"""The Python API: everything the command line does, as functions that return values and raise
+typed errors (for notebooks and scripts). cli.py is a thin layer over these and nothing else:
+each command parses its options, makes one call here and formats what it gets back.
 
     import charrnn
     summary = charrnn.fit("input.txt", hidden_size=64, max_iters=300)   # = train --json
@@ -7,25 +8,39 @@ errors (for notebooks and scripts). cli.py is a thin layer over these.
     charrnn.generate(model, "ROMEO:", 200, temperature=0.8, rng_seed=1)  # -> str
     charrnn.score(model, "some text")                                    # -> dict
 
-Errors (all but Interrupted subclass ValueError or RuntimeError): ConfigError (a config key,
-type or value), DataError (an unusable text), CheckpointError (an unreadable checkpoint),
-RunError (a run directory in use, holding a run, or not writable), TrainingError (training kept
-diverging), Interrupted (SIGINT or SIGTERM during fit; last.npz was written).
+    fit, dry_run           train (`train`, `train --dry-run`)
+    load                   a checkpoint file or run directory; None: the latest run
+    generate, sampler      text from a model (`sample`; sampler: a Generation, streamed, with
+                           its notes)
+    score, score_files     a text's figures; several files' (`eval`)
+    view, plot_runs        the views (`viz`, `plot`), each a Page to write
+    write_page, presets    a view written to a file; the shipped config presets
+
+A model argument is a Checkpoint, a checkpoint file or run directory, or None: the run under
+runs_dir whose checkpoint was written last (the result's notes then say which).
+
+Errors (charrnn/errors.py; all but Interrupted subclass ValueError or RuntimeError):
+ConfigError (a config key, type or value; ArgumentError: arguments that cannot go together),
+DataError (an unusable text; SeedError: a seed the model cannot read), CheckpointError (an
+unreadable checkpoint), RunError (a run directory in use, holding a run, or not writable),
+TrainingError (training kept diverging), ViewError (a view's start or units), Interrupted
+(SIGINT or SIGTERM during fit; last.npz was written).
+
+NumPy and the training code are imported inside the functions, so that `charrnn --help`, which
+imports this module, stays quick.
 """
 
+import dataclasses
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
+from . import runs
+from .config import parse_duration, presets
+from .errors import DataError, SeedError
 
-from . import plan as planning, runs
-from .accuracy import accuracy_report, check_completion, completion_counts
-from .checkpoint import load_checkpoint
-from .config import ConfigError
-from .evaluate import score_text
-from .parallel import Shards
-from .sample import SampleConfig, default_seed, generate_samples, prepare_seed
-from .train import dry_run as _dry_run
-from .train import train
+__all__ = ["fit", "dry_run", "check_arguments", "load", "generate", "sampler", "score",
+           "score_files", "view", "plot_runs", "write_page", "presets", "parse_duration", "Page"]
 
 
 def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=None,
@@ -33,65 +48,116 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     """Train a run, as `charrnn train`; returns its summary (what `train --json` prints).
 
     file: the UTF-8 training text (None: the built-in corpus; with resume, the run's own text).
-    config: a YAML file of config keys; sets: 'key=value' strings (as --set); keys: config keys
-    as keyword arguments (hidden_size=64), which win over both.
+    config: a YAML file of config keys or a preset's name; sets: 'key=value' strings (as --set);
+    keys: config keys as keyword arguments (hidden_size=64), which win over both.
     out: the run directory to make (default runs_dir/<time>-<file name>, unique).
     resume: a run directory to continue exactly; init_from: a checkpoint or run directory whose
     weights start a new run. new_text: with resume, go on with file, another text (the weights,
-    optimizer state and iteration carried on; the text read from its beginning; see runs.py).
+    optimizer state and iteration carried on; the text read from its beginning; see plan.py).
     progress: show the tqdm bar on stderr; log: a function that takes each log line
     (evaluations, notes), or None for silence.
     """
+    from .plan import plan
+    from .train import train
+
     started = time.monotonic()             # a time budget counts from here
-    if resume is not None and (init_from is not None or out is not None):
-        raise ConfigError("resume continues a run in its own directory: it cannot be combined "
-                          "with init_from or out")
-    if new_text and resume is None:
-        raise ConfigError("new_text continues a run on another text: it needs resume")
-    if resume is not None:
-        plan = planning.plan_resume(resume, file, config, sets, keys, new_text)
-    else:
-        plan = planning.plan_new_run(file, config, sets, out, init_from, keys, runs_dir)
+    run = plan(file, config=config, sets=sets, keys=keys, out=out, resume=resume,
+               init_from=init_from, new_text=new_text, runs_dir=runs_dir)
     try:
-        return train(plan.corpus, plan.model_cfg, plan.train_cfg, plan.run_dir,
-                     rng_seed=rng_seed, progress=progress, log=log, resume=plan.resume,
-                     init_from=plan.init_from, changed=plan.changed, started=started,
-                     notes=plan.notes)
+        return train(run.corpus, run.model_cfg, run.train_cfg, run.run_dir, rng_seed=rng_seed,
+                     progress=progress, log=log, resume=run.resume, init_from=run.init_from,
+                     changed=run.changed, started=started, notes=run.notes)
     finally:
-        plan.release()
+        run.release()
+
+
+def check_arguments(file=None, out=None, resume=None, init_from=None, new_text=False,
+                    dry_run=False, cli=False):
+    """ArgumentError if fit's (or `charrnn train`'s) arguments cannot go together; cli: name
+    them as the command line's options."""
+    from .plan import API_WORDS, CLI_WORDS, check_arguments as check
+
+    check(file, out, resume, init_from, new_text, dry_run, CLI_WORDS if cli else API_WORDS)
 
 
 def dry_run(file=None, *, config=None, sets=(), init_from=None, rng_seed=None, **keys):
     """What `charrnn train --dry-run` reports, as a dict (with what charrnn would choose for
     the keys left open, in notes); writes nothing."""
-    _, train_cfg, ckpt = planning.new_run_config(config, sets, init_from, keys)
-    corpus = planning.read_corpus(file, None, ckpt, train_cfg.vocab)
-    model_cfg, train_cfg, chosen = planning.open_choices(corpus, config, sets, keys, ckpt)
-    report = _dry_run(corpus, model_cfg, train_cfg, rng_seed)
-    report["notes"] += [chosen] if chosen else []
+    from .plan import plan_dry_run
+    from .train import dry_run as measure
+
+    run = plan_dry_run(file, config=config, sets=sets, keys=keys, init_from=init_from)
+    report = measure(run.corpus, run.model_cfg, run.train_cfg, rng_seed)
+    report["notes"] += list(run.notes)
     return report
 
 
 def load(path=None, runs_dir=runs.RUNS_DIR):
     """A Checkpoint from a checkpoint file or a run directory (its best.npz, else last.npz);
     None: the run under runs_dir whose checkpoint was written last. Its .path says which file."""
+    from .checkpoint import load_checkpoint
+
     return load_checkpoint(path if path is not None else runs.latest_run(runs_dir))
+
+
+def _open(model, runs_dir=runs.RUNS_DIR):
+    """(Checkpoint, notes) for a model argument: a Checkpoint, a path, or None (the latest run,
+    said in the notes). The one reading of a model that sample, eval and viz share."""
+    from .checkpoint import Checkpoint
+
+    if isinstance(model, Checkpoint):
+        return model, ()
+    ckpt = load(model, runs_dir)
+    if model is None:
+        where = runs_dir if Path(runs_dir).is_absolute() else f"./{runs_dir}"
+        return ckpt, (f"using {ckpt.path} (the latest run under {where})",)
+    return ckpt, ()
+
+
+def _read(path):
+    """The text of a file, or of stdin for '-'."""
+    from .data import read_text_or_stdin
+
+    return read_text_or_stdin(path).text
+
+
+def sampler(model=None, seed=None, num_chars=200, *, seed_file=None, temperature=1.0, top_k=0,
+           top_p=1.0, greedy=False, stop=(), num_samples=1, unk="error", rng_seed=None,
+           runs_dir=runs.RUNS_DIR):
+    """A Generation, as `charrnn sample` runs it: .seed (what the model reads: seed, the text of
+    seed_file ('-': stdin), or a newline), .notes (the model used, when it is the latest run;
+    seed characters skipped or replaced; stop strings that can never match), and
+    .samples(logprobs=False, on_char=None), which draws them (on_char gets sample 0's
+    characters as they are drawn). SeedError for a seed the model cannot read."""
+    import numpy as np
+
+    from .sample import SampleConfig, default_seed, prepare
+
+    ckpt, notes = _open(model, runs_dir)
+    if seed_file is not None:
+        seed = _read(seed_file)
+    elif seed is None:
+        seed = default_seed(ckpt.vocab)
+    cfg = SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k or 0,
+                       top_p=top_p, greedy=greedy, num_samples=num_samples, stop=tuple(stop))
+    try:
+        generation = prepare(ckpt, seed, cfg, unk, np.random.default_rng(rng_seed))
+    except DataError as e:
+        raise SeedError(str(e), "seed_file" if seed_file is not None else "seed") from None
+    return dataclasses.replace(generation, notes=notes + generation.notes)
 
 
 def generate(model, seed=None, num_chars=200, *, temperature=1.0, top_k=0, top_p=1.0,
              greedy=False, stop=(), num_samples=None, unk="error", rng_seed=None):
-    """Text that follows seed (default: default_seed), as `charrnn sample` draws it: the
-    num_chars new characters (fewer if a stop string ends it), without the seed.
-
-    num_samples=None gives one str; num_samples=K a list of K independent samples.
+    """Text that follows seed (default: a newline, or the model's first character), as `charrnn
+    sample` draws it: the num_chars new characters (fewer if a stop string ends it), without
+    the seed. num_samples=None gives one str; num_samples=K a list of K independent samples.
     unk: 'error', 'skip' or 'replace' for seed characters outside the model's vocabulary.
     The same rng_seed and options give the same text."""
-    seed = default_seed(model.vocab) if seed is None else seed
-    fed, _ = prepare_seed(model.vocab, seed, unk)
-    cfg = SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k, top_p=top_p,
-                       greedy=greedy, num_samples=num_samples or 1, stop=tuple(stop))
-    samples = generate_samples(model, fed, cfg, np.random.default_rng(rng_seed))
-    texts = [s.text for s in samples]
+    generation = sampler(model, seed, num_chars, temperature=temperature, top_k=top_k,
+                        top_p=top_p, greedy=greedy, stop=stop, num_samples=num_samples or 1,
+                        unk=unk, rng_seed=rng_seed)
+    texts = [s.text for s in generation.samples()]
     return texts[0] if num_samples is None else texts
 
 
@@ -104,12 +170,90 @@ def score(model, text, *, unk="error", exact=False, accuracy=False):
     text, as `eval --exact`. accuracy: also what `eval --accuracy --json` adds (a model with a
     completion setting only, else ConfigError): accuracy (teacher-forced), correct_chars,
     exact_match (greedy), exact_lines, n_lines and, for labelled lines, levels."""
+    from .accuracy import accuracy_report, check_completion, completion_counts
+    from .parallel import Shards
+    from .evaluate import score_text
+
+    ckpt, _ = _open(model)
     if accuracy:
-        check_completion(model)
-    with Shards(model.train_cfg.threads) as shards:   # as the run was trained
-        scored = score_text(model, text, unk, shards, exact, hits=accuracy)
-        report = accuracy_report(completion_counts(model, scored, shards)) if accuracy else {}
-    completion = model.train_cfg.completion
+        check_completion(ckpt)
+    with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
+        scored = score_text(ckpt, text, unk, shards, exact, hits=accuracy)
+        report = accuracy_report(completion_counts(ckpt, scored, shards)) if accuracy else {}
+    completion = ckpt.train_cfg.completion
     return dict(scored.summary(), **({"completion": completion} if completion else {}), **report,
                 logprobs=scored.scored_logprobs(), skipped=scored.n_skipped)
 
+
+def score_files(files, model=None, *, unk="error", exact=False, accuracy=False, worst=0,
+             per_char=None, runs_dir=runs.RUNS_DIR):
+    """Score text files ('-': stdin, once at most) under a model, as `charrnn eval`: an
+    evaluate.Evaluation (per file and total figures, the worst characters, .as_json() what
+    `eval --json` prints) with .notes. worst: list that many of the most surprising characters;
+    per_char: write every scored character's log-probability to this TSV file."""
+    from .accuracy import check_completion
+    from .evaluate import evaluate_texts
+    from .errors import ArgumentError
+    from .parallel import Shards
+
+    names = [str(f) for f in files]
+    if names.count("-") > 1:
+        raise ArgumentError("'-' (stdin) can be given only once")
+    ckpt, notes = _open(model, runs_dir)
+    if accuracy:
+        check_completion(ckpt)
+    with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
+        texts = [(name, _read(name)) for name in names]
+        result = evaluate_texts(ckpt, texts, unk, exact, accuracy, worst, per_char, shards)
+    return dataclasses.replace(result, notes=notes)
+
+
+@dataclass
+class Page:
+    """A view, ready to write: its text (HTML or SVG), the default file name, what to say about
+    it (notes) and, for viz, the View (units, figures)."""
+    text: str
+    default_name: str
+    notes: tuple = ()
+    view: object = None
+    runs: tuple = ()
+
+
+def view(file, model=None, *, start=0, length=10_000, neurons="auto", runs_dir=runs.RUNS_DIR):
+    """The page of `charrnn viz`: file's text ('-': stdin) from start, length characters,
+    coloured by the model's surprisal, with rows for the units neurons names ('auto' or
+    'L:i,...'). ViewError for a start beyond the text or a unit not in the model."""
+    from .viz import build_view, cut_note, parse_units
+    from .viz import render_html   # (viz_page after the split)
+
+    ckpt, notes = _open(model, runs_dir)
+    cfg = ckpt.model_cfg
+    units = parse_units(neurons, cfg.num_layers, cfg.hidden_size)
+    name = "<stdin>" if str(file) == "-" else str(file)
+    text = _read(file)
+    try:
+        page = build_view(ckpt, text, name, start, length, units, str(ckpt.path))
+    except DataError as e:
+        raise DataError(f"{name}: {e}") from None
+    cut = cut_note(page)
+    return Page(render_html(page), "viz.html", notes + ((cut,) if cut else ()), view=page)
+
+
+def plot_runs(run_dirs, *, axis="iteration", fmt="svg"):
+    """The chart of `charrnn plot`: the learning curves of the runs in run_dirs against axis
+    (iteration, seconds or chars), as SVG (fmt 'svg') or an HTML page with a table ('html')."""
+    from .plot import read_run, render_html, render_svg
+
+    found = [read_run(d) for d in run_dirs]
+    text = render_svg(found, axis) if fmt == "svg" else render_html(found, axis)
+    notes = tuple(note for run in found for note in getattr(run, "notes", ()))
+    return Page(text, "curves.svg", notes, runs=tuple(found))
+
+
+def write_page(path, text):
+    """Write a view's text to path (UTF-8, LF newlines); returns the bytes written. DataError if
+    it cannot be written."""
+    from .page import write_view
+
+    write_view(path, text)
+    return len(text.encode("utf-8"))

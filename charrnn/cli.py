@@ -9,7 +9,9 @@ Exit codes:
     130  interrupted by Ctrl-C (SIGINT) during training; last.npz was written
     143  terminated by SIGTERM during training; last.npz was written
 
-NumPy and the training code are imported inside the commands, so `charrnn --help` stays quick.
+Every command parses its options, makes one call to the Python API (api.py) and formats what it
+returns; the library's errors (errors.py) become one-line messages and exit codes here. api.py
+imports NumPy and the training code inside its functions, so `charrnn --help` stays quick.
 """
 
 import json
@@ -20,7 +22,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
+from . import __version__, api
+from .errors import (ArgumentError, CheckpointError, ConfigError, DataError, Interrupted,
+                     RunError, SeedError, TrainingError, ViewError, format_chars)
 
 
 class ConfigProblem(click.ClickException):
@@ -28,24 +32,23 @@ class ConfigProblem(click.ClickException):
     exit_code = 2
 
 
-def _fail(error):
-    """Our library's expected errors, as one-line click errors."""
-    from .config import ConfigError
+# the library's errors that mean bad input or a refused run, never a bug
+EXPECTED = (ConfigError, DataError, CheckpointError, RunError, TrainingError)
 
+
+def _fail(error):
+    """One of the library's expected errors, as a click error: a usage error for arguments that
+    cannot go together, exit 2 for a config error, else exit 1."""
+    if isinstance(error, ArgumentError):
+        return click.UsageError(str(error))
     if isinstance(error, ConfigError):
         return ConfigProblem(str(error))
     return click.ClickException(str(error))
 
 
-def _expected_errors():
-    """The library's errors that mean bad input or a refused run, never a bug."""
-    from .checkpoint import CheckpointError
-    from .config import ConfigError
-    from .data import DataError
-    from .runs import RunError
-    from .train import TrainingError
-
-    return ConfigError, DataError, CheckpointError, RunError, TrainingError
+def _say(notes):
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
 
 
 checkpoint_option = click.option(
@@ -55,21 +58,6 @@ checkpoint_option = click.option(
 rng_seed_option = click.option("--rng-seed", type=int, help="Seed for reproducible results.")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON object on stdout instead of text.")
-
-
-def _presets():
-    """The shipped presets' names, as config.presets() lists them (without importing NumPy)."""
-    return sorted(p.stem for p in (Path(__file__).resolve().parent / "configs").glob("*.yaml"))
-
-
-def _load(checkpoint):
-    """The checkpoint given, or the latest run's, said on stderr (stdout is for data)."""
-    from .api import load
-
-    ckpt = load(checkpoint)
-    if checkpoint is None:
-        click.echo(f"note: using {ckpt.path} (the latest run under ./runs)", err=True)
-    return ckpt
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +77,7 @@ def cli():
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--config", "config_path", metavar="YAML|PRESET",
               help="YAML file of config keys, or the name of a preset shipped with charrnn: "
-                   + ", ".join(_presets()) + ".")
+                   + ", ".join(api.presets()) + ".")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
               help="Override one config key; repeatable. Wins over --config.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -122,18 +110,10 @@ def train(file, config_path, sets, out, resume_dir, new_text, init_from, budget,
     Example:
         charrnn train input.txt --config configs/shakespeare.yaml --set max_iters=500
     """
-    from . import api
-    from .train import Interrupted
-
-    if resume_dir and (init_from or out or dry_run):
-        raise click.UsageError("--resume continues a run in its own directory: it cannot be "
-                               "combined with --init-from, --out or --dry-run")
-    if new_text and (not resume_dir or file is None):
-        raise click.UsageError("--new-text goes on with FILE in the run of --resume: it needs "
-                               "both")
     log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     keys = {"time": budget} if budget is not None else {}
     try:
+        api.check_arguments(file, out, resume_dir, init_from, new_text, dry_run, cli=True)
         if dry_run:
             report = api.dry_run(file, config=config_path, sets=sets, init_from=init_from,
                                  rng_seed=rng_seed, **keys)
@@ -142,7 +122,7 @@ def train(file, config_path, sets, out, resume_dir, new_text, init_from, budget,
         summary = api.fit(file, config=config_path, sets=sets, out=out, resume=resume_dir,
                           init_from=init_from, new_text=new_text, rng_seed=rng_seed,
                           progress=not as_json, log=log, **keys)
-    except _expected_errors() as e:
+    except EXPECTED as e:
         raise _fail(e) from None
     except Interrupted as e:
         click.echo(f"Interrupted at iteration {e.iteration}: saved {e.checkpoint}; resume with: "
@@ -162,11 +142,9 @@ def train(file, config_path, sets, out, resume_dir, new_text, init_from, budget,
 
 
 def _check_time(value):
-    from .config import ConfigError, parse_duration
-
     if value is not None:
         try:
-            parse_duration(value)
+            api.parse_duration(value)
         except ConfigError as e:
             raise click.BadParameter(str(e).removeprefix("time "), param_hint="--time") from None
     return value
@@ -229,56 +207,33 @@ def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_
         charrnn sample --seed h -n 200
         charrnn sample --seed-file prompt.txt --top-p 0.9 --stop $'\\n\\n' --num-samples 4
     """
-    import numpy as np
-
-    from .checkpoint import CheckpointError
-    from .data import DataError, format_chars, read_text_or_stdin
-    from .sample import (SampleConfig, default_seed, generate_samples, prepare_seed,
-                         replacement_char)
-
     if seed_text is not None and seed_file is not None:
         raise click.UsageError("--seed and --seed-file cannot be used together")
     if greedy and (top_k is not None or top_p is not None):
         raise click.UsageError("--greedy always takes the most likely character; it cannot be "
                                "combined with --top-k or --top-p")
     try:
-        ckpt = _load(checkpoint)
-        if seed_file is not None:
-            seed_text = read_text_or_stdin(seed_file).text
-        elif seed_text is None:
-            seed_text = default_seed(ckpt.vocab)
+        generation = api.sampler(checkpoint, seed_text, num_chars, seed_file=seed_file,
+                                temperature=temperature, top_k=top_k or 0,
+                                top_p=top_p if top_p is not None else 1.0, greedy=greedy,
+                                stop=stop, num_samples=num_samples, unk=unk, rng_seed=rng_seed)
+    except SeedError as e:
+        raise click.BadParameter(str(e), param_hint="--" + e.argument.replace("_", "-")) \
+            from None
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
-    try:
-        fed, missing = prepare_seed(ckpt.vocab, seed_text, unk)
-    except DataError as e:
-        raise click.BadParameter(str(e), param_hint="--seed-file" if seed_file else "--seed") \
-            from None
-    if missing:
-        count = sum(seed_text.count(ch) for ch in missing)
-        what = f"{count} seed character{'s' if count > 1 else ''} not in the model's vocabulary"
-        done = (f"skipped {what}" if unk == "skip" else
-                f"replaced {what} with {replacement_char(ckpt.vocab)!r}")
-        click.echo(f"note: {done}: {format_chars(missing)}", err=True)
-    for s in stop:
-        if ckpt.vocab.missing(s):
-            click.echo(f"note: --stop {s!r} can never match: the model cannot generate "
-                       f"{format_chars(ckpt.vocab.missing(s))}", err=True)
-    cfg = SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k or 0,
-                       top_p=top_p if top_p is not None else 1.0, greedy=greedy,
-                       num_samples=num_samples, stop=stop)
-    rng = np.random.default_rng(rng_seed)
-    stream = sys.stdout
+    _say(generation.notes)
+    stream, fed = sys.stdout, generation.seed
     try:
         if as_json:
-            for s in generate_samples(ckpt, fed, cfg, rng, logprobs=True):
+            for s in generation.samples(logprobs=True):
                 stream.write(json.dumps({"seed": fed, "text": s.text, "stop": s.stop,
                                          "logprobs": [round(float(x), 6) for x in s.logprobs]})
                              + "\n")
         else:
             stream.write(fed)
-            samples = generate_samples(ckpt, fed, cfg, rng,
-                                       on_char=_flushing(stream) if stream.isatty() else stream.write)
+            samples = generation.samples(
+                on_char=_flushing(stream) if stream.isatty() else stream.write)
             stream.write("\n")
             for s in samples[1:]:
                 stream.write(f"{separator}\n{fed}{s.text}\n")
@@ -343,72 +298,43 @@ def eval_command(files, checkpoint, unk, worst, per_char, exact, accuracy, as_js
         charrnn eval a.txt b.txt --worst 10 --per-char scores.tsv
         charrnn eval test-labelled.txt --accuracy
     """
-    from .accuracy import accuracy_report, completion_counts, merge_counts
-    from .checkpoint import CheckpointError
-    from .data import DataError, read_text_or_stdin
-    from .evaluate import score_text, total_summary, worst as find_worst
-    from .parallel import Shards
-
-    if sum(str(f) == "-" for f in files) > 1:
-        raise click.UsageError("'-' (stdin) can be given only once")
-    given = [str(f) for f in files]                  # in JSON and the TSV file
-    names = ["<stdin>" if f == "-" else f for f in given]   # in text and messages
     try:
-        ckpt = _load(checkpoint)
-        completion = ckpt.train_cfg.completion
-        if accuracy and not completion:
-            raise click.BadParameter(f"{ckpt.path} was trained without a completion setting "
-                                     "(the completion key), and accuracy is measured on "
-                                     "completions", param_hint="'--accuracy'")
-        scored, counts = [], []
-        with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
-            for path, name in zip(files, names):
-                text = read_text_or_stdin(path).text
-                try:
-                    scored.append(score_text(ckpt, text, unk, shards, exact, hits=accuracy))
-                except DataError as e:
-                    raise DataError(f"{name}: {e}") from None
-                if accuracy:
-                    counts.append(completion_counts(ckpt, scored[-1], shards))
-        if per_char is not None:
-            _write_per_char(per_char, given, scored)
+        result = api.score_files(files, checkpoint, unk=unk, exact=exact, accuracy=accuracy,
+                              worst=worst or 0, per_char=per_char)
+    except ConfigError as e:
+        if accuracy and e.key == "completion":
+            raise click.BadParameter(str(e), param_hint="'--accuracy'") from None
+        raise _fail(e) from None
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
-    what = {"completion": completion} if completion else {}
-    reports = [dict(s.summary(), **what, **_skip_report([s], unk),
-                    **(accuracy_report(c) if accuracy else {}))
-               for s, c in zip(scored, counts or [None] * len(scored))]
-    total = dict(total_summary(scored), **what, **_skip_report(scored, unk),
-                 **(accuracy_report(merge_counts(counts)) if accuracy else {}))
-    worst_found = find_worst(scored, worst) if worst else []
+    _say(result.notes)
     if as_json:
-        result = dict(total)
-        if len(files) > 1:
-            result["files"] = [{"file": f, **r} for f, r in zip(given, reports)]
-        if worst:
-            result["worst"] = [{"file": given[w.pop("index")], **w} for w in worst_found]
-        output = json.dumps(result)
+        output = json.dumps(result.as_json())
     else:
-        lines = []
-        for name, r in zip(names, reports):
-            lines += [f"{name}: {_score_line(r)}"] + (_accuracy_lines(name, r) if accuracy else [])
-        if len(files) > 1:
-            lines.append(f"total: {_score_line(total)}")
-            lines += _accuracy_lines("total", total) if accuracy else []
-        if worst:
-            lines.append(f"the {len(worst_found)} most surprising characters:")
-            lines += [f"  {w['logprob']:8.4f}  {names[w['index']]}:{w['line']}:{w['column']}  "
-                      f"{w['context']!r} -> {w['char']!r}" for w in worst_found]
-        output = "\n".join(lines)
+        output = "\n".join(_eval_text(result, accuracy))
     try:
         click.echo(output)
     except BrokenPipeError:
         _quiet_broken_pipe()
 
 
-def _score_line(r):
-    from .data import format_chars
+def _eval_text(result, accuracy):
+    """eval's text lines: a line per file (and its accuracy), the total, the worst characters."""
+    names = ["<stdin>" if f == "-" else f for f in result.names]
+    lines = []
+    for name, r in zip(names, result.reports):
+        lines += [f"{name}: {_score_line(r)}"] + (_accuracy_lines(name, r) if accuracy else [])
+    if len(names) > 1:
+        lines.append(f"total: {_score_line(result.total)}")
+        lines += _accuracy_lines("total", result.total) if accuracy else []
+    if result.worst:
+        lines.append(f"the {len(result.worst)} most surprising characters:")
+        lines += [f"  {w['logprob']:8.4f}  {names[w['index']]}:{w['line']}:{w['column']}  "
+                  f"{w['context']!r} -> {w['char']!r}" for w in result.worst]
+    return lines
 
+
+def _score_line(r):
     counted = "characters"
     if r.get("completion"):
         separator, end = r["completion"]
@@ -438,49 +364,19 @@ def _count(n, noun):
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def _skip_report(scored, unk):
-    """With --unk skip: how many characters the scored texts left out, and which (sorted)."""
-    if unk != "skip":
-        return {}
-    chars = sorted({ch for s in scored for ch in s.skipped})
-    return {"skipped": sum(s.n_skipped for s in scored), "skipped_chars": chars}
-
-
-def _write_per_char(path, names, scored):
-    """One row per scored character: file, offset (in the file's text), char, logprob. Tabs,
-    newlines, carriage returns and backslashes in file and char are written as \\t, \\n, \\r,
-    \\\\."""
-    from .data import DataError
-
-    escape = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-    try:
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.write("file\toffset\tchar\tlogprob\n")
-            for name, s in zip(names, scored):
-                name, text, kept = name.translate(escape), s.text, s.kept[1:]
-                if s.counted is not None:     # a completion setting: its characters only
-                    kept = kept[s.counted]
-                f.writelines(f"{name}\t{k}\t{text[k].translate(escape)}\t{lp:.6f}\n"
-                             for k, lp in zip(kept.tolist(), s.scored_logprobs().tolist()))
-    except OSError as e:
-        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
-
-
-def _write_or_print(output, text, default):
-    """Write a view to output ('-': stdout, quietly ended by a closed pipe; None: default, in the
-    current directory). Returns the path written and its size in bytes, or None for stdout."""
-    from .page import write_view
-
+def _write_or_print(output, page):
+    """Write a view to output ('-': stdout, quietly ended by a closed pipe; None: its default
+    name, in the current directory). Returns the path written and its size in bytes, or None
+    for stdout."""
     if str(output) == "-":
         try:
-            sys.stdout.write(text)
+            sys.stdout.write(page.text)
             sys.stdout.flush()
         except BrokenPipeError:
             _quiet_broken_pipe()
         return None
-    path = output if output is not None else Path(default)
-    write_view(path, text)
-    return path, len(text.encode("utf-8"))
+    path = output if output is not None else Path(page.default_name)
+    return path, api.write_page(path, page.text)
 
 
 @cli.command()
@@ -510,26 +406,15 @@ def viz(file, checkpoint, output, start, length, neurons):
         charrnn viz --checkpoint runs/shakespeare tinyshakespeare.txt -o page.html
         charrnn viz input.txt --start 5000 --length 2000 --neurons 0:12,1:37
     """
-    from .checkpoint import CheckpointError
-    from .data import DataError, read_text_or_stdin
-    from .viz import ViewError, build_view, cut_note, parse_units, render_html
-
-    name = "<stdin>" if str(file) == "-" else str(file)
     try:
-        ckpt = _load(checkpoint)
-        units = parse_units(neurons, ckpt.model_cfg.num_layers, ckpt.model_cfg.hidden_size)
-        text = read_text_or_stdin(file).text
-        try:
-            view = build_view(ckpt, text, name, start, length, units, str(ckpt.path))
-        except DataError as e:
-            raise DataError(f"{name}: {e}") from None
-        wrote = _write_or_print(output, render_html(view), "viz.html")
+        page = api.view(file, checkpoint, start=start, length=length, neurons=neurons)
+        wrote = _write_or_print(output, page)
     except ViewError as e:
         raise click.BadParameter(str(e), param_hint=f"'--{e.argument}'") from None
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
-    if cut_note(view):
-        click.echo(f"note: {cut_note(view)}", err=True)
+    _say(page.notes)
+    view = page.view
     for u in view.units:
         click.echo(f"unit {u.layer}:{u.index}: "
                    + (f"{u.feature}, r = {u.r:+.2f}" if u.feature else f"sd {u.sd:.2f}"), err=True)
@@ -557,20 +442,16 @@ def plot(run_dirs, output, axis):
         charrnn plot runs/* -o curves.html
         charrnn plot runs/lr-1e-3 runs/lr-3e-3 --x seconds -o curves.svg
     """
-    from .checkpoint import CheckpointError
-    from .data import DataError
-    from .plot import read_run, render_html, render_svg
-
     suffix = output.suffix.lower() if output is not None and str(output) != "-" else ".svg"
     if suffix not in (".svg", ".html", ".htm"):
         raise click.BadParameter(f"{output}: the name must end in .svg or .html (or be - for "
                                  "SVG on stdout)", param_hint="'-o' / '--output'")
     try:
-        runs = [read_run(d) for d in run_dirs]
-        chart = render_svg(runs, axis) if suffix == ".svg" else render_html(runs, axis)
-        wrote = _write_or_print(output, chart, "curves.svg")
+        page = api.plot_runs(run_dirs, axis=axis, fmt="svg" if suffix == ".svg" else "html")
+        _say(page.notes)
+        wrote = _write_or_print(output, page)
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
     if wrote:
-        click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(runs)} "
-                   f"run{'s' if len(runs) > 1 else ''})", err=True)
+        click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(page.runs)} "
+                   f"run{'s' if len(page.runs) > 1 else ''})", err=True)

@@ -13,8 +13,6 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
-from .layers import GATES
-from .optim import OPTIMIZERS, SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -25,6 +23,8 @@ class ModelConfig:
     dropout: float = 0.0         # probability of zeroing a unit of each layer's output, training only
 
     def __post_init__(self):
+        from .layers import GATES      # here, not above: listing presets needs no NumPy
+
         _choice(self, "model", tuple(GATES))
         _at_least(self, "hidden_size", 1)
         _at_least(self, "num_layers", 1)
@@ -64,6 +64,8 @@ class TrainConfig:
                                  # also for validation, eval and sample --num-samples
 
     def __post_init__(self):
+        from .optim import OPTIMIZERS, SCHEDULES   # as ModelConfig imports GATES
+
         for key in ("seq_length", "batch_size", "max_iters", "eval_every", "threads"):
             _at_least(self, key, 1)
         _at_least(self, "warmup_iters", 0)
@@ -212,43 +214,67 @@ def read_yaml(path):
     return raw
 
 
+@dataclass(frozen=True)
+class Layers:
+    """A run's config as the user gave it, read and checked once: the YAML file's keys, then
+    --set's, then the arguments' (the Python API's keyword arguments), each layer a
+    (source, {key: value}) pair with every key known and every value of its key's type.
+    resolve() stacks them on the defaults into the two configs; what charrnn chooses (auto.py)
+    goes on top, for keys that no layer gives.
+
+        defaults (or base) < YAML < --set < arguments < charrnn's choices
+    """
+    layers: tuple = ()
+
+    @classmethod
+    def read(cls, path=None, sets=(), overrides=None):
+        layers = []
+        if path is not None:
+            path = resolve_config(path)
+            raw = read_yaml(path)
+            for key in raw:
+                if key not in FIELDS:
+                    raise ConfigError(f"{path}: unknown key {key!r}; valid keys: "
+                                      f"{', '.join(FIELDS)}", key)
+            layers.append((str(path), {k: _check_type(k, v, str(path)) for k, v in raw.items()}))
+        if sets:
+            layers.append(("--set", dict(_parse_set(item) for item in sets)))
+        if overrides:
+            for key in overrides:
+                if key not in FIELDS:
+                    raise ConfigError(f"unknown config key {key!r}; valid keys: "
+                                      f"{', '.join(FIELDS)}", key)
+            layers.append(("argument", {k: _check_type(k, v, "argument")
+                                        for k, v in overrides.items()}))
+        return cls(tuple(layers))
+
+    def given(self):
+        """The keys that the layers give, with their values (the last layer's): what the
+        user chose, as opposed to the defaults."""
+        return {k: v for _, values in self.layers for k, v in values.items()}
+
+    def resolve(self, base=None, choices=None):
+        """(ModelConfig, TrainConfig): base (a dict of resolved values, e.g. a checkpoint's;
+        else the defaults) < the layers < choices. ConfigError naming the source of a value
+        out of range."""
+        values = dict(base or {})
+        sources = {key: "defaults" for key in values}
+        for source, layer in (*self.layers, ("charrnn's choice", choices or {})):
+            values.update(layer)
+            sources.update(dict.fromkeys(layer, source))
+        model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
+        try:
+            return (ModelConfig(**{k: v for k, v in values.items() if k in model_keys}),
+                    TrainConfig(**{k: v for k, v in values.items() if k not in model_keys}))
+        except ConfigError as e:
+            raise ConfigError(f"{sources.get(e.key, 'defaults')}: {e}", e.key) from None
+
+
 def load_config(path=None, sets=(), base=None, overrides=None):
     """Resolve (ModelConfig, TrainConfig): defaults (or base, a dict of resolved values)
     < the YAML file at path < sets, a sequence of 'key=value' strings < overrides, a dict of
     key -> value (the Python API's keyword arguments, typed like YAML values)."""
-    values = dict(base or {})
-    sources = {key: "defaults" for key in values}
-    if path is not None:
-        path = resolve_config(path)
-        for key, value in read_yaml(path).items():
-            if key not in FIELDS:
-                raise ConfigError(f"{path}: unknown key {key!r}; valid keys: {', '.join(FIELDS)}",
-                                  key)
-            values[key] = _check_type(key, value, str(path))
-            sources[key] = str(path)
-    for item in sets:
-        key, value = _parse_set(item)
-        values[key] = value
-        sources[key] = "--set"
-    for key, value in (overrides or {}).items():
-        if key not in FIELDS:
-            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(FIELDS)}", key)
-        values[key] = _check_type(key, value, "argument")
-        sources[key] = "argument"
-    model_keys = {f.name for f in dataclasses.fields(ModelConfig)}
-    try:
-        return (ModelConfig(**{k: v for k, v in values.items() if k in model_keys}),
-                TrainConfig(**{k: v for k, v in values.items() if k not in model_keys}))
-    except ConfigError as e:
-        raise ConfigError(f"{sources.get(e.key, 'defaults')}: {e}", e.key) from None
-
-
-def given_keys(path=None, sets=(), overrides=None):
-    """The keys that a YAML file, --set items and overrides give (checked as load_config
-    checks them): what a run's user chose, as opposed to the defaults."""
-    keys = set(read_yaml(resolve_config(path))) if path is not None else set()
-    keys.update(_parse_set(item)[0] for item in sets)
-    return keys | set(overrides or {})
+    return Layers.read(path, sets, overrides).resolve(base)
 
 
 def as_dict(model_cfg, train_cfg):

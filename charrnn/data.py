@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, format_chars  # noqa: F401 (format_chars: data's users)
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,6 @@ def take_chars(text, positions):
     loop."""
     return _code_points(text)[positions].astype("<u4").tobytes().decode("utf-32-le",
                                                                         "surrogatepass")
-
-
-def format_chars(chars, limit=20):
-    """A readable list of characters for error messages: 'a', '\\x00', '\\u00e9' ..."""
-    shown = ", ".join(repr(c) for c in chars[:limit])
-    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,22 @@ class ConfigError(ValueError):
         self.key = key
 
 
+class ArgumentError(ConfigError):
+    """Arguments that cannot go together (e.g. resume with out); the command line shows it as a
+    usage error."""
+
+
 class DataError(ValueError):
     """A text that cannot be used: unreadable, not UTF-8, too short, outside the vocabulary."""
+
+
+class SeedError(DataError):
+    """A seed text the model cannot read (empty, or characters outside its vocabulary);
+    `argument` names where it came from ('seed' or 'seed_file')."""
+
+    def __init__(self, message, argument="seed"):
+        super().__init__(message)
+        self.argument = argument
 
 
 class CheckpointError(ValueError):
@@ -47,3 +61,9 @@ class ViewError(ValueError):
     def __init__(self, message, argument):
         super().__init__(message)
         self.argument = argument
+
+
+def format_chars(chars, limit=20):
+    """A readable list of characters for messages: 'a', '\\x00', '\\u00e9' ..."""
+    shown = ", ".join(repr(c) for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit} more" if len(chars) > limit else "")

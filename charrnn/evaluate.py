@@ -260,12 +260,6 @@ def completion_ids_mask(vocab, ids, completion):
     return completion_mask(ids, vocab.stoi[completion[0]], vocab.stoi[completion[1]])
 
 
-def evaluate_text(ckpt, text):
-    """Score a str under a checkpoint: the summary figures. Raises DataError for characters
-    outside its vocabulary or a text too short to score."""
-    return score_text(ckpt, text).summary()
-
-
 def total_summary(scored):
     """The figures over several scored texts together (each one's first character is context)."""
     return summarize(-float(sum(s.scored_logprobs().sum() for s in scored)),
@@ -296,3 +290,85 @@ def worst(scored, k, context=20):
         found.append({"index": int(which[p]), "offset": offset, "line": line, "column": column,
                       "char": s.text[offset], "logprob": float(logprobs[p]), "context": before})
     return found
+
+
+# --------------------------------------------------------------------------- several texts
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Several texts scored under one model (`charrnn eval`): a report per text and their total
+    (summary figures; with unk='skip' also skipped and skipped_chars; with accuracy, accuracy.py's
+    figures; with the model's completion setting, completion), and the most surprising
+    characters, each with the index of its text."""
+    names: tuple            # the texts' names, as given ('-' for stdin)
+    reports: tuple          # dict per text
+    total: dict
+    worst: tuple = ()       # worst()'s dicts
+    notes: tuple = ()       # what to say about it (e.g. the model used)
+
+    def as_json(self):
+        """What `eval --json` prints: the total; per file when there are several; the worst."""
+        result = dict(self.total)
+        if len(self.names) > 1:
+            result["files"] = [{"file": f, **r} for f, r in zip(self.names, self.reports)]
+        if self.worst:
+            result["worst"] = [{"file": self.names[w["index"]],
+                                **{k: v for k, v in w.items() if k != "index"}}
+                               for w in self.worst]
+        return result
+
+
+def evaluate_texts(ckpt, texts, unk="error", exact=False, accuracy=False, worst_k=0,
+                   per_char=None, shards=None):
+    """Score texts, a sequence of (name, str), under ckpt: an Evaluation. DataError naming the
+    text at fault. accuracy: also the completions' accuracy (accuracy.py; the model must have a
+    completion setting: accuracy.check_completion). per_char: a path to write every scored
+    character's log-probability to (write_per_char)."""
+    from .accuracy import accuracy_report, check_completion, completion_counts, merge_counts
+
+    completion = check_completion(ckpt) if accuracy else ckpt.train_cfg.completion
+    scored, counts = [], []
+    for name, text in texts:
+        try:
+            scored.append(score_text(ckpt, text, unk, shards, exact, hits=accuracy))
+        except DataError as e:
+            raise DataError(f"{'<stdin>' if name == '-' else name}: {e}") from None
+        if accuracy:
+            counts.append(completion_counts(ckpt, scored[-1], shards))
+    names = tuple(name for name, _ in texts)
+    if per_char is not None:
+        write_per_char(per_char, names, scored)
+    what = {"completion": completion} if completion else {}
+    reports = tuple(dict(s.summary(), **what, **_skip_report([s], unk),
+                         **(accuracy_report(c) if accuracy else {}))
+                    for s, c in zip(scored, counts or [None] * len(scored)))
+    total = dict(total_summary(scored), **what, **_skip_report(scored, unk),
+                 **(accuracy_report(merge_counts(counts)) if accuracy else {}))
+    return Evaluation(names, reports, total, tuple(worst(scored, worst_k) if worst_k else ()))
+
+
+def _skip_report(scored, unk):
+    """With unk='skip': how many characters the scored texts left out, and which (sorted)."""
+    if unk != "skip":
+        return {}
+    chars = sorted({ch for s in scored for ch in s.skipped})
+    return {"skipped": sum(s.n_skipped for s in scored), "skipped_chars": chars}
+
+
+def write_per_char(path, names, scored):
+    """One row per scored character: file, offset (in the file's text), char, logprob. Tabs,
+    newlines, carriage returns and backslashes in file and char are written as \\t, \\n, \\r,
+    \\\\. DataError if the file cannot be written."""
+    escape = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.write("file\toffset\tchar\tlogprob\n")
+            for name, s in zip(names, scored):
+                name, text, kept = str(name).translate(escape), s.text, s.kept[1:]
+                if s.counted is not None:     # a completion setting: its characters only
+                    kept = kept[s.counted]
+                f.writelines(f"{name}\t{k}\t{text[k].translate(escape)}\t{lp:.6f}\n"
+                             for k, lp in zip(kept.tolist(), s.scored_logprobs().tolist()))
+    except OSError as e:
+        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None

@@ -25,10 +25,10 @@ import numpy as np
 
 from . import auto
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .config import ConfigError, ModelConfig, as_dict, given_keys, load_config, parse_duration
+from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict, parse_duration
 from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
                    load_corpus, open_cached)
-from .errors import RunError
+from .errors import ArgumentError, RunError
 from .runs import DATA, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir
 from .timing import seconds_per_char
 
@@ -36,32 +36,83 @@ SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "time")
 INIT_FROM_KEEPS = ("model", "hidden_size", "num_layers")   # a run --init-from keeps these
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
-    """Everything train.train needs, checked: the configs, the encoded text, the run directory
-    (owned by this process through lock), and the checkpoint it resumes or starts from."""
-    model_cfg: object
-    train_cfg: object
+    """Everything train.train needs, resolved once and checked: the configs, the encoded text,
+    the run directory (owned by this process through lock), and the checkpoint it resumes or
+    starts from. (A time budget's last say, max_iters, is planned when the run starts, from its
+    own measured speed: train.py.)"""
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
     corpus: Corpus
-    run_dir: Path
-    lock: RunLock
+    run_dir: Path | None       # None for a dry run
+    lock: RunLock | None
     resume: Checkpoint | None = None
     init_from: Checkpoint | None = None
     changed: tuple = ()        # config keys that differ from the resumed run's
     notes: tuple = ()          # what charrnn chose for the run (auto.py), to say
 
     def release(self):
-        self.lock.release()
+        if self.lock is not None:
+            self.lock.release()
 
 
-def new_run_config(config=None, sets=(), init_from=None, overrides=None):
-    """(ModelConfig, TrainConfig, the init_from Checkpoint or None) for a new run. A run started
-    from a checkpoint's weights keeps its INIT_FROM_KEEPS keys (ConfigError if changed)."""
+# the words for the arguments in messages: the Python API's, and the command line's
+API_WORDS = {"resume": "resume", "init_from": "init_from", "out": "out", "dry_run": "dry_run",
+             "new_text": "new_text", "file": "file"}
+CLI_WORDS = {"resume": "--resume", "init_from": "--init-from", "out": "--out",
+             "dry_run": "--dry-run", "new_text": "--new-text", "file": "FILE"}
+
+
+def check_arguments(file=None, out=None, resume=None, init_from=None, new_text=False,
+                    dry_run=False, words=API_WORDS):
+    """The arguments of a run that cannot go together: ArgumentError (words: how to name them)."""
+    if resume is not None and (init_from is not None or out is not None or dry_run):
+        others = [words[k] for k in ("init_from", "out", "dry_run")
+                  if k != "dry_run" or words is CLI_WORDS]
+        raise ArgumentError(f"{words['resume']} continues a run in its own directory: it cannot "
+                            f"be combined with {', '.join(others[:-1])} or {others[-1]}")
+    if new_text and (resume is None or file is None):
+        raise ArgumentError(f"{words['new_text']} goes on with {words['file']} in the run of "
+                            f"{words['resume']}: it needs both")
+
+
+def plan(file=None, *, config=None, sets=(), keys=None, out=None, resume=None, init_from=None,
+         new_text=False, runs_dir=RUNS_DIR):
+    """The RunPlan of `charrnn train` / charrnn.fit: a new run, or the run in resume continued.
+    The config is read once (config.Layers); the caller releases the plan's lock."""
+    check_arguments(file, out, resume, init_from, new_text)
+    layers = Layers.read(config, sets, keys)
+    if resume is not None:
+        return plan_resume(resume, file, layers, new_text)
+    return plan_new_run(file, layers, out, init_from, runs_dir)
+
+
+def plan_dry_run(file=None, *, config=None, sets=(), keys=None, init_from=None):
+    """A new run's RunPlan without a run directory: what `train --dry-run` reports on."""
+    layers = Layers.read(config, sets, keys)
+    start = _start_from(init_from, layers)
+    corpus = _read_corpus(file, None, start.ckpt, start.train_cfg.vocab)
+    return _with_choices(corpus, layers, start, None, None)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A new run's config before charrnn's choices, and the checkpoint it starts from."""
+    base: dict                 # the checkpoint's model keys, kept (INIT_FROM_KEEPS); or {}
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    ckpt: Checkpoint | None
+
+
+def _start_from(init_from, layers):
+    """The config of a new run, checked before anything is written. A run started from a
+    checkpoint's weights keeps its INIT_FROM_KEEPS keys and vocabulary (ConfigError)."""
     if init_from is None:
-        return *load_config(config, sets, overrides=overrides), None
+        return _Start({}, *layers.resolve(), None)
     ckpt = load_checkpoint(init_from)
     base = dataclasses.asdict(ckpt.model_cfg)
-    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    model_cfg, train_cfg = layers.resolve(base)
     for key in INIT_FROM_KEEPS:
         if getattr(model_cfg, key) != base[key]:
             raise ConfigError(f"--init-from: {key} is {base[key]!r} in {init_from}; a run "
@@ -71,10 +122,10 @@ def new_run_config(config=None, sets=(), init_from=None, overrides=None):
         raise ConfigError(f"--init-from: {init_from} has a vocabulary of its own, which a run "
                           "started from its weights keeps; leave vocab empty or give exactly "
                           "its characters", "vocab")
-    return model_cfg, train_cfg, ckpt
+    return _Start(base, model_cfg, train_cfg, ckpt)
 
 
-def read_corpus(file, cache=None, ckpt=None, vocab=""):
+def _read_corpus(file, cache=None, ckpt=None, vocab=""):
     """The encoded text (None: the built-in corpus): in ckpt's vocabulary if one is given, else
     in that of the vocab key's characters if given, else in the text's own."""
     if ckpt is not None:
@@ -85,11 +136,10 @@ def read_corpus(file, cache=None, ckpt=None, vocab=""):
     return load_corpus(file, cache)
 
 
-def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, overrides=None,
-                 runs_dir=RUNS_DIR):
-    """Check the config, make and own the run directory, encode the text into it (data.npy).
-    Nothing is left behind when the text is refused."""
-    model_cfg, train_cfg, ckpt = new_run_config(config, sets, init_from, overrides)
+def plan_new_run(file, layers, out=None, init_from=None, runs_dir=RUNS_DIR):
+    """Check the config, make and own the run directory, encode the text into it (data.npy),
+    and resolve the config with charrnn's choices. Nothing is left behind when it is refused."""
+    start = _start_from(init_from, layers)
     name = Path(file).stem if file is not None else "builtin"
     run_dir, created = make_run_dir(out, name, runs_dir)
     lock = RunLock(run_dir)
@@ -98,8 +148,8 @@ def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, over
         if holds_run(run_dir):
             raise RunError(f"{run_dir}: already holds a run; choose another --out, or continue "
                            f"it with --resume {run_dir}")
-        corpus = read_corpus(file, run_dir / DATA, ckpt, train_cfg.vocab)
-        model_cfg, train_cfg, chosen = open_choices(corpus, config, sets, overrides, ckpt)
+        corpus = _read_corpus(file, run_dir / DATA, start.ckpt, start.train_cfg.vocab)
+        return _with_choices(corpus, layers, start, run_dir, lock)
     except (RunError, DataError, ConfigError, OSError) as e:
         lock.release()
         if created and not isinstance(e, RunError):   # leave nothing half-made behind
@@ -107,18 +157,15 @@ def plan_new_run(file=None, config=None, sets=(), out=None, init_from=None, over
         if isinstance(e, OSError):
             raise RunError(f"{run_dir}: cannot write the run directory: {e.strerror}") from None
         raise
-    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=ckpt,
-                   notes=(chosen,) if chosen else ())
 
 
-def open_choices(corpus, config=None, sets=(), overrides=None, init_from=None):
-    """The config resolved again with charrnn's choices (auto.py) for the keys the user left
-    open: (ModelConfig, TrainConfig, the line saying what was chosen, or ""). A run started from
-    a checkpoint keeps its model, so only its length and schedule may be chosen."""
-    base = dataclasses.asdict(init_from.model_cfg) if init_from is not None else {}
-    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+def _with_choices(corpus, layers, start, run_dir, lock):
+    """The plan, its config resolved with charrnn's choices (auto.py) for the keys the user left
+    open. A run started from a checkpoint keeps its model, so only its length and schedule may
+    be chosen."""
+    model_cfg, train_cfg = start.model_cfg, start.train_cfg
     resolved = as_dict(model_cfg, train_cfg)
-    given = {k: resolved[k] for k in given_keys(config, sets, overrides) | set(base)}
+    given = {k: resolved[k] for k in set(layers.given()) | set(start.base)}
     budget = parse_duration(train_cfg.time) if train_cfg.time else None
 
     def timed(model, N, T):
@@ -126,32 +173,29 @@ def open_choices(corpus, config=None, sets=(), overrides=None, init_from=None):
         cfg = ModelConfig(**{**dataclasses.asdict(model_cfg), **model})
         return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.threads)
 
-    choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed,
-                                budget)
+    choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed, budget)
     if choices:
-        model_cfg, train_cfg = load_config(config, sets, base={**base, **choices},
-                                           overrides=overrides)
-    return model_cfg, train_cfg, said
+        model_cfg, train_cfg = layers.resolve(start.base, choices)
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=start.ckpt,
+                   notes=(said,) if said else ())
 
 
-def plan_resume(run_dir, file=None, config=None, sets=(), overrides=None, new_text=False):
+def plan_resume(run_dir, file=None, layers=Layers(), new_text=False):
     """Own run_dir, and check that its run can go on exactly: its last.npz, config changes only
     in SAFE_TO_CHANGE, something left to do, the same text (by SHA-256). new_text: go on with
     file instead, another text (see the module docstring), and record the switch."""
     run_dir = Path(run_dir)
-    if new_text and file is None:
-        raise ConfigError("new_text continues a run on another text: give that text (FILE)")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run directory")
     lock = RunLock(run_dir).acquire()
     try:
-        return _resume(run_dir, lock, file, config, sets, overrides, new_text)
+        return _resume(run_dir, lock, file, layers, new_text)
     except BaseException:
         lock.release()
         raise
 
 
-def _resume(run_dir, lock, file, config, sets, overrides, new_text=False):
+def _resume(run_dir, lock, file, layers, new_text=False):
     last = run_dir / LAST
     if not last.is_file():
         raise DataError(f"{run_dir}: no last.npz to resume from")
@@ -159,7 +203,7 @@ def _resume(run_dir, lock, file, config, sets, overrides, new_text=False):
     # a resumed run's time budget is only what this resume gives (time: that much more);
     # without one it goes on to the max_iters that its budget planned
     base = dict(as_dict(ckpt.model_cfg, ckpt.train_cfg), time="")
-    model_cfg, train_cfg = load_config(config, sets, base=base, overrides=overrides)
+    model_cfg, train_cfg = layers.resolve(base)
     new = as_dict(model_cfg, train_cfg)
     changed = tuple(key for key in new if new[key] != base[key])
     for key in changed:

@@ -424,11 +424,46 @@ def _collect(ckpt, seed_text, cfg, rng, logprobs, on_char, cancel=None):
             on_char(ch)
 
 
-def generate(ckpt, seed_text, num_chars, temperature=1.0, greedy=False, rng=None, **options):
+def stream_chars(ckpt, seed_text, num_chars, temperature=1.0, greedy=False, rng=None, **options):
     """Yield the (up to) num_chars characters that follow seed_text, one sample, as they are
     drawn; options are the other SampleConfig fields (top_k, top_p, stop)."""
     cfg = SampleConfig(num_chars=num_chars, temperature=temperature, greedy=greedy, **options)
     yield from _run(ckpt, seed_text, cfg, rng, logprobs=False)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A sampling request, checked and ready to run: the model, the seed as the model reads it
+    (unknown characters skipped or replaced), the settings, the generator, and what to say
+    about it (notes: characters skipped or replaced, stop strings that can never match)."""
+    ckpt: object
+    seed: str
+    cfg: SampleConfig
+    rng: np.random.Generator
+    notes: tuple = ()
+
+    def samples(self, logprobs=False, on_char=None):
+        """The list of Sample (generate_samples); on_char gets sample 0's characters as drawn."""
+        return generate_samples(self.ckpt, self.seed, self.cfg, self.rng, logprobs, on_char)
+
+
+def prepare(ckpt, seed_text, cfg, unk="error", rng=None):
+    """The Generation of cfg after seed_text (prepare_seed: DataError for a seed the model cannot
+    read)."""
+    fed, missing = prepare_seed(ckpt.vocab, seed_text, unk)
+    notes = []
+    if missing:
+        count = sum(seed_text.count(ch) for ch in missing)
+        what = f"{count} seed character{'s' if count > 1 else ''} not in the model's vocabulary"
+        done = (f"skipped {what}" if unk == "skip" else
+                f"replaced {what} with {replacement_char(ckpt.vocab)!r}")
+        notes.append(f"{done}: {format_chars(missing)}")
+    for stop in cfg.stop:
+        if ckpt.vocab.missing(stop):
+            notes.append(f"--stop {stop!r} can never match: the model cannot generate "
+                         f"{format_chars(ckpt.vocab.missing(stop))}")
+    return Generation(ckpt, fed, cfg, rng if rng is not None else np.random.default_rng(),
+                      tuple(notes))
 
 
 PRIME_CHUNK = 256  # seed characters per forward pass

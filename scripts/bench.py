@@ -123,7 +123,7 @@ def worker(text_path, name, iters):
     from charrnn.model import clip_grads, init_params, zero_state
     from charrnn.optim import FlatOptimizer, init_state
     from charrnn.parallel import Shards, loss_and_grads
-    from charrnn.sample import SampleConfig, generate, generate_samples
+    from charrnn.sample import SampleConfig, generate_samples, stream_chars
 
     cell, H, L, N, T = CONFIGS[name]
     text = read_text(text_path) if text_path else builtin_corpus()
@@ -153,7 +153,7 @@ def worker(text_path, name, iters):
                       train_cfg=TrainConfig())
     n = 2000
     start = time.perf_counter()
-    for _ in generate(ckpt, vocab.chars[0], n, rng=np.random.default_rng(0)):
+    for _ in stream_chars(ckpt, vocab.chars[0], n, rng=np.random.default_rng(0)):
         pass
     sample_cps = n / (time.perf_counter() - start)
     cfg = SampleConfig(num_chars=400, num_samples=64)

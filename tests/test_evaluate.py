@@ -7,7 +7,7 @@ from charrnn import parallel
 from charrnn.checkpoint import Checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import DataError, Vocab
-from charrnn.evaluate import (char_logprobs, evaluate_text, score_ids, score_text,
+from charrnn.evaluate import (char_logprobs, evaluate_texts, score_ids, score_text,
                               segment_layout, summarize, total_summary, worst)
 from charrnn.layers import log_softmax
 from charrnn.model import forward, init_params, zero_state
@@ -126,7 +126,9 @@ def test_score_text_without_unknown_characters(rng):
     assert scored.kept.tolist() == list(range(7)) and scored.skipped == {}
     np.testing.assert_allclose(scored.logprobs,
                                char_logprobs(ckpt.params, "lstm", ckpt.vocab.encode("ab ca\nb")))
-    assert scored.summary() == evaluate_text(ckpt, "ab ca\nb")
+    result = evaluate_texts(ckpt, [("t.txt", "ab ca\nb")])
+    assert result.reports == (scored.summary(),) and result.total == scored.summary()
+    assert result.as_json() == scored.summary()      # one text: the total alone
 
 
 def test_score_text_refuses_unknown_characters_by_default(rng):

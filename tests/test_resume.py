@@ -163,10 +163,11 @@ def test_new_text_outside_the_vocabulary_changes_nothing(tmp_path):
     assert {p.name: p.read_bytes() for p in run.iterdir()} == files
     with pytest.raises(charrnn.ConfigError) as e:
         charrnn.fit(resume=run, new_text=True, max_iters=10)
-    assert str(e.value) == "new_text continues a run on another text: give that text (FILE)"
+    assert str(e.value) == "new_text goes on with file in the run of resume: it needs both"
     with pytest.raises(charrnn.ConfigError) as e:
         charrnn.fit(tmp_path / "text-0.txt", new_text=True, out=tmp_path / "x")
-    assert str(e.value) == "new_text continues a run on another text: it needs resume"
+    assert str(e.value) == "new_text goes on with file in the run of resume: it needs both"
+    assert isinstance(e.value, charrnn.ArgumentError)
 
 
 def test_cli_new_text(tmp_path):

@@ -13,7 +13,7 @@ from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import DataError, Vocab
 from charrnn.evaluate import char_logprobs
 from charrnn.model import forward, init_params, zero_state
-from charrnn.sample import (SampleConfig, Stepper, _Chooser, _gumbel, generate,
+from charrnn.sample import (SampleConfig, Stepper, _Chooser, _gumbel, stream_chars,
                             generate_samples, prepare_seed, replacement_char)
 
 
@@ -207,9 +207,9 @@ def _texts(ckpt, seed, seed_rng=0, logprobs=False, **options):
 
 def test_same_rng_seed_same_text_and_only_vocabulary_characters(rng):
     ckpt = _ckpt(rng)
-    a = "".join(generate(ckpt, "ab", 100, rng=np.random.default_rng(5)))
-    b = "".join(generate(ckpt, "ab", 100, rng=np.random.default_rng(5)))
-    c = "".join(generate(ckpt, "ab", 100, rng=np.random.default_rng(6)))
+    a = "".join(stream_chars(ckpt, "ab", 100, rng=np.random.default_rng(5)))
+    b = "".join(stream_chars(ckpt, "ab", 100, rng=np.random.default_rng(5)))
+    c = "".join(stream_chars(ckpt, "ab", 100, rng=np.random.default_rng(6)))
     assert a == b and a != c and len(a) == 100
     assert set(a) <= set(ckpt.vocab.chars)
 
@@ -221,13 +221,13 @@ def test_generate_is_generate_samples_of_one(rng):
                                on_char=streamed.append)
     assert len(samples) == 1 and samples[0].stop is None and samples[0].logprobs is None
     assert "".join(streamed) == samples[0].text
-    assert samples[0].text == "".join(generate(ckpt, "ab", 80, rng=np.random.default_rng(3)))
+    assert samples[0].text == "".join(stream_chars(ckpt, "ab", 80, rng=np.random.default_rng(3)))
 
 
 def test_low_temperature_approaches_greedy(rng):
     ckpt = _ckpt(rng)
-    greedy = "".join(generate(ckpt, "a", 40, greedy=True))
-    cold = "".join(generate(ckpt, "a", 40, temperature=1e-4, rng=np.random.default_rng(0)))
+    greedy = "".join(stream_chars(ckpt, "a", 40, greedy=True))
+    cold = "".join(stream_chars(ckpt, "a", 40, temperature=1e-4, rng=np.random.default_rng(0)))
     assert cold == greedy
 
 
@@ -337,7 +337,7 @@ def test_logprobs_do_not_change_the_text(rng):
 
 def test_seed_outside_vocabulary_is_refused(rng):
     with pytest.raises(DataError) as e:
-        next(generate(_ckpt(rng), "aZ", 5))
+        next(stream_chars(_ckpt(rng), "aZ", 5))
     assert str(e.value) == "seed has characters not in the model's vocabulary: 'Z'"
 
 

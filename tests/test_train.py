@@ -9,7 +9,7 @@ import pytest
 from charrnn.checkpoint import load_checkpoint
 from charrnn.config import load_config
 from charrnn.data import corpus_from_text, load_corpus
-from charrnn.sample import generate
+from charrnn.sample import stream_chars
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -30,7 +30,7 @@ def test_hello_toy(tmp_path):
     assert summary["initial_train_loss"] * T == pytest.approx(4 * math.log(4), abs=0.3)
     assert summary["final_train_loss"] * T < 0.25
     ckpt = load_checkpoint(tmp_path)
-    assert "h" + "".join(generate(ckpt, "h", 4, greedy=True)) == "hello"
+    assert "h" + "".join(stream_chars(ckpt, "h", 4, greedy=True)) == "hello"
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
