@@ -26,8 +26,9 @@ characters a parameter in the budget and reached 1.504 nats/char (cut short by a
 384 units 4.3 and 1.495, 512 units 1.5 and 1.522: the widest that reads about 4 is the best.
 
 The widths are judged by their speed on this machine: one of them (REFERENCE_WIDTH) is timed on
-a few throwaway iterations, and the others are scaled from it by their matmul FLOPs (cores.py and
-train.py do the timing the same way as a budgeted run's plan).
+a few throwaway iterations (plan.py passes timing.seconds_per_char in as seconds_per_char; a
+budgeted run's plan in train.py times its iterations with the same timing module), and the
+others are scaled from it by their matmul FLOPs.
 """
 
 import math
@@ -51,7 +52,6 @@ BATCH_SIZE, SEQ_LENGTH = 64, 100
 MODEL_KEYS = ("model", "hidden_size", "num_layers", "dropout")
 LENGTH_KEYS = ("max_iters", "time")
 SCHEDULE_KEYS = ("learning_rate", "lr_schedule", "warmup_iters", "lr_floor", "lr_decay")
-SHAPE_KEYS = ("batch_size", "seq_length", "eval_every", "val_frac")
 
 
 def gru_params(H, V, L=NUM_LAYERS):

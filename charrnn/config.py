@@ -63,6 +63,11 @@ class TrainConfig:
                                  # where batch_size x hidden_size >= 4096 per shard; 1: one thread;
                                  # also for validation, eval and sample --num-samples
 
+    @property
+    def budget_seconds(self):
+        """The time budget in seconds (parse_duration of time), or None without one."""
+        return parse_duration(self.time) if self.time else None
+
     def __post_init__(self):
         from .optim import OPTIMIZERS, SCHEDULES   # as ModelConfig imports GATES
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import auto
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict, parse_duration
+from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict
 from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
                    load_corpus, open_cached)
 from .errors import ArgumentError, RunError
@@ -166,14 +166,14 @@ def _with_choices(corpus, layers, start, run_dir, lock):
     model_cfg, train_cfg = start.model_cfg, start.train_cfg
     resolved = as_dict(model_cfg, train_cfg)
     given = {k: resolved[k] for k in set(layers.given()) | set(start.base)}
-    budget = parse_duration(train_cfg.time) if train_cfg.time else None
 
     def timed(model, N, T):
         """Seconds per training character of a model given by its model keys, here."""
         cfg = ModelConfig(**{**dataclasses.asdict(model_cfg), **model})
         return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.threads)
 
-    choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed, budget)
+    choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed,
+                                train_cfg.budget_seconds)
     if choices:
         model_cfg, train_cfg = layers.resolve(start.base, choices)
     return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=start.ckpt,

@@ -130,3 +130,99 @@ def test_importing_charrnn_does_not_import_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout == "False\n", out.stderr
     assert np.__name__ == "numpy"
+
+
+# ---------------------------------------------------------------------------- the one door
+# Every command is one call here; these check each call against what its command prints.
+
+
+def test_sampler_streams_sample_zero_and_says_its_notes(model, tmp_path, monkeypatch):
+    generation = charrnn.sampler(model.path, "the QUICK ", 40, unk="replace", stop=("Z!",),
+                                 num_samples=2, rng_seed=5)
+    assert generation.seed == "the       "          # 5 unknown characters, each a space
+    assert generation.notes == (
+        "replaced 5 seed characters not in the model's vocabulary with ' ': "
+        "'C', 'I', 'K', 'Q', 'U'",
+        "--stop 'Z!' can never match: the model cannot generate '!', 'Z'")
+    streamed = []
+    samples = generation.samples(on_char=streamed.append)
+    assert len(samples) == 2 and "".join(streamed) == samples[0].text
+    result = invoke(["sample", "-c", model.path, "--seed", "the QUICK ", "-n", "40", "--unk",
+                     "replace", "--stop", "Z!", "--num-samples", "2", "--rng-seed", "5"],
+                    catch_exceptions=False)
+    assert result.stdout == f"the       {samples[0].text}\n---\nthe       {samples[1].text}\n"
+    assert result.stderr == "".join(f"note: {n}\n" for n in generation.notes)
+    # no model given: the latest run under runs_dir, said first among the notes
+    latest = charrnn.sampler(None, "the ", 5, runs_dir=model.path.parent.parent)
+    assert latest.notes == (f"using {model.path} (the latest run under "
+                            f"{model.path.parent.parent})",)
+    with pytest.raises(charrnn.SeedError) as info:
+        charrnn.sampler(model, "THE", 5)
+    assert info.value.argument == "seed" and str(info.value) == (
+        "seed has characters not in the model's vocabulary: 'E', 'H', 'T'")
+
+
+def test_score_files_is_what_eval_prints(model, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text(TEXT[:300], encoding="utf-8")
+    b.write_text(TEXT[300:500] + "Q", encoding="utf-8")
+    result = charrnn.score_files([a, b], model, unk="skip", worst=3,
+                                 per_char=tmp_path / "rows.tsv")
+    assert result.names == (str(a), str(b)) and result.notes == ()
+    assert [r["n_chars"] for r in result.reports] == [299, 199]
+    assert result.total["n_chars"] == 498 and result.total["skipped_chars"] == ["Q"]
+    for r, text in zip(result.reports, (TEXT[:300], TEXT[300:500])):
+        assert r["loss"] == pytest.approx(charrnn.score(model, text)["loss"], rel=1e-6)
+    assert [w["index"] for w in result.worst] and len(result.worst) == 3
+    rows = (tmp_path / "rows.tsv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "file\toffset\tchar\tlogprob" and len(rows) == 1 + 498
+    cli = invoke(["eval", a, b, "-c", model.path, "--unk", "skip", "--worst", "3", "--json"],
+                 catch_exceptions=False)
+    assert json.loads(cli.stdout) == json.loads(json.dumps(result.as_json()))
+    with pytest.raises(charrnn.ArgumentError) as info:
+        charrnn.score_files(["-", "-"], model)
+    assert str(info.value) == "'-' (stdin) can be given only once"
+    with pytest.raises(charrnn.ConfigError) as info:
+        charrnn.score_files([a], model, accuracy=True)
+    assert info.value.key == "completion"
+
+
+def test_view_and_plot_runs_are_pages_to_write(model, tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT[:400], encoding="utf-8")
+    page = charrnn.view(text, model, length=100, neurons="0:1,0:2")
+    assert page.default_name == "viz.html" and page.text.startswith("<!DOCTYPE html>")
+    assert [(u.layer, u.index) for u in page.view.units] == [(0, 1), (0, 2)]
+    assert len(page.view.shown) == 100
+    assert charrnn.write_page(tmp_path / "v.html", page.text) == len(page.text.encode())
+    cli = invoke(["viz", text, "-c", model.path, "--length", "100", "--neurons", "0:1,0:2",
+                  "-o", "-"], catch_exceptions=False)
+    assert cli.stdout == page.text == (tmp_path / "v.html").read_text(encoding="utf-8")
+    with pytest.raises(charrnn.ViewError) as info:
+        charrnn.view(text, model, start=10_000)
+    assert info.value.argument == "start"
+    chart = charrnn.plot_runs([model.path.parent], axis="seconds")
+    assert chart.default_name == "curves.svg" and chart.text.startswith("<svg")
+    assert [r.name for r in chart.runs] == [str(model.path.parent)]
+    html = charrnn.plot_runs([model.path.parent], fmt="html")
+    assert html.text.startswith("<!DOCTYPE html>") and "<svg" in html.text
+
+
+def test_the_rules_on_arguments_live_in_one_place(text_file, tmp_path):
+    """plan.check_arguments words its errors for the API or the command line."""
+    with pytest.raises(charrnn.ArgumentError) as info:
+        charrnn.fit(text_file, resume=tmp_path, init_from=tmp_path)
+    assert str(info.value) == ("resume continues a run in its own directory: it cannot be "
+                               "combined with init_from or out")
+    result = invoke(["train", text_file, "--resume", tmp_path, "--dry-run"])
+    assert result.exit_code == 2 and result.stderr.endswith(
+        "Error: --resume continues a run in its own directory: it cannot be combined with "
+        "--init-from, --out or --dry-run\n")
+    assert list(tmp_path.iterdir()) == [text_file]      # nothing written by either
+
+
+def test_presets_are_the_shipped_configs():
+    shipped = Path(charrnn.__file__).parent / "configs"
+    assert charrnn.presets() == sorted(p.stem for p in shipped.glob("*.yaml"))
+    result = invoke(["train", "-h"], catch_exceptions=False)
+    assert "".join(", ".join(charrnn.presets()).split()) in "".join(result.stdout.split())
