@@ -266,6 +266,7 @@ class _Progress:
         self.chars_per_iter = chars_per_iter
 
     def say(self, line):
+        """Log one line (around the bar once it is open)."""
         if self.bar is not None:
             with tqdm.external_write_mode(file=sys.stderr):
                 self.log(line)
@@ -313,6 +314,7 @@ class _Losses:
         self.first = self.last = self.smooth = None
 
     def add(self, loss, chars):
+        """One more chunk's loss per character, over chars scored characters (at least 1)."""
         self.losses.append(loss)
         self.chars.append(chars)
         self.last = loss
@@ -371,6 +373,7 @@ class _Training:
         self.losses = _Losses(weighted=self.batches.scored is not None)
 
     def zero_state(self):
+        """The carried state at the start of a pass: zeros."""
         m = self.model_cfg
         return zero_state(m.model, m.num_layers, self.cfg.batch_size, m.hidden_size)
 
@@ -512,13 +515,14 @@ def _loop(t, clock, rollback, out, shards, stop):
             if scored:
                 losses.add(loss, scored)
             out.advance(run.iteration, losses.smooth)
+            # end now if one more iteration would not leave time for the final evaluation
             if clock.time_is_up():
                 out.say(f"time {cfg.time} is up at iteration {run.iteration:,} of the "
                         f"{cfg.max_iters:,} planned")
             elif run.iteration % cfg.eval_every and run.iteration != cfg.max_iters:
                 continue
-            # evaluate on the validation text and write the checkpoints (at eval_every, at the
-            # end, when time is up)
+            # evaluate on the validation text and write the checkpoints (every eval_every, at
+            # the end, and when time is up)
             val_loss, val_accuracy = t.validate(shards)
             if t.diverged(val_loss):
                 # the update itself overflowed or blew the model up: the same policy as for a loss
