@@ -35,7 +35,7 @@ def clock(monkeypatch):
     """A clock that stands still unless a test moves it; the speeds are MEASURED."""
     now = {"t": 1000.0}
     monkeypatch.setattr(time, "monotonic", lambda: now["t"])
-    monkeypatch.setattr(train_module._Training, "_measure", lambda self, shards: MEASURED)
+    monkeypatch.setattr(train_module._Training, "measure", lambda self, shards: MEASURED)
     return now
 
 
