@@ -58,8 +58,8 @@ from tqdm import tqdm
 
 from .errors import Interrupted, TrainingError
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .config import as_dict, parse_duration
-from .data import Batches, DataError, completion_mask, split_train_val
+from .config import as_dict
+from .data import Batches, DataError, split_train_val
 from . import evaluate
 from .model import clip_grads, init_params, num_params, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
@@ -114,7 +114,7 @@ def prepare_data(corpus, val_frac, batch_size, seq_length, completion=""):
     train_mask = val_mask = None
     if completion:
         # over the whole text, so that a completion cut by the split is scored on both sides
-        mask = _completion_mask(corpus, completion)
+        mask = evaluate.completion_ids_mask(corpus.vocab, corpus.ids, completion)
         train_mask, val_mask = split_train_val(mask, val_frac)
         if val_frac == 0:
             val_mask = train_mask
@@ -128,13 +128,6 @@ def prepare_data(corpus, val_frac, batch_size, seq_length, completion=""):
     except DataError as e:
         raise DataError(f"{corpus.source}: {e}") from None
     return batches, val_ids, val_mask
-
-
-def _completion_mask(corpus, completion):
-    stoi = corpus.vocab.stoi
-    if any(ch not in stoi for ch in completion):     # nothing can be scored
-        return np.zeros(len(corpus.ids), dtype=bool)
-    return completion_mask(corpus.ids, stoi[completion[0]], stoi[completion[1]])
 
 
 def divergence_bound(vocab_size):
@@ -617,7 +610,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     out = _Progress(log or (lambda line: None), progress, t.run.iteration,
                     t.run.info["seconds"], train_cfg.batch_size * train_cfg.seq_length)
     _announce(t, out.say, notes, resumed, changed, init_from is not None)
-    clock = BudgetClock(parse_duration(train_cfg.time) if train_cfg.time else None, started)
+    clock = BudgetClock(train_cfg.budget_seconds, started)
     # roll back to the last checkpoint written, or for a new run, until it writes one, to its
     # starting state (written below)
     rollback = RollbackPolicy(t.out_dir / (LAST if resumed else START))
