@@ -512,7 +512,8 @@ def viz(file, checkpoint, output, start, length, neurons):
     """
     from .checkpoint import CheckpointError
     from .data import DataError, read_text_or_stdin
-    from .viz import ViewError, build_view, cut_note, parse_units, render_html
+    from .viz import ViewError, build_view, cut_note, parse_units
+    from .viz_page import render_html
 
     name = "<stdin>" if str(file) == "-" else str(file)
     try:
