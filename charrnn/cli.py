@@ -572,6 +572,8 @@ def plot(run_dirs, output, axis):
         wrote = _write_or_print(output, chart, "curves.svg")
     except (CheckpointError, DataError) as e:
         raise _fail(e) from None
+    for note in (note for run in runs for note in run.notes):
+        click.echo(f"note: {note}", err=True)
     if wrote:
         click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(runs)} "
                    f"run{'s' if len(runs) > 1 else ''})", err=True)

@@ -39,6 +39,7 @@ class Run:
     records: tuple        # dicts with iteration, train_loss, val_loss, seconds; by iteration
     config: dict | None   # every config key, resolved (config.as_dict), plus "text"
     best: dict            # the record with the lowest validation loss
+    notes: tuple = ()     # what was left out of the file, one sentence each
 
     def x(self, record, axis):
         if axis == "chars":
@@ -47,17 +48,24 @@ class Run:
 
 
 def read_run(run_dir):
-    """The Run in run_dir; DataError (or CheckpointError) naming the file at fault."""
+    """The Run in run_dir; DataError (or CheckpointError) naming the file at fault. A last line
+    cut short (no newline after it, and not JSON: a write stopped by a kill or a full disk) is
+    left out, and the Run's notes say so; a bad line anywhere else is an error."""
     run_dir = Path(run_dir)
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise DataError(f"{run_dir}: no metrics.jsonl: not a charrnn run directory, or no "
                         "evaluation has finished yet")
-    by_iteration = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    by_iteration, notes = {}, []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
+            if not raw.endswith(b"\n") and not _is_json(line):   # only the last line can lack one
+                notes.append(f"{path}: left out its last line, cut short ({len(raw):,} "
+                             f"byte{'s' if len(raw) != 1 else ''} without a newline)")
+                break
             try:
                 record = json.loads(line)
                 # a null train_loss: no chunk scored a character (a completion setting's)
@@ -80,7 +88,16 @@ def read_run(run_dir):
         if (run_dir / "best.npz").exists() or (run_dir / "last.npz").exists():
             raise           # a damaged checkpoint is an error; a missing one only loses labels
         config = None
-    return Run(str(run_dir), records, config, min(records, key=lambda r: r["val_loss"]))
+    return Run(str(run_dir), records, config, min(records, key=lambda r: r["val_loss"]),
+               tuple(notes))
+
+
+def _is_json(text):
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def differences(runs):
