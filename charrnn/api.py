@@ -224,7 +224,7 @@ def view(file, model=None, *, start=0, length=10_000, neurons="auto", runs_dir=r
     coloured by the model's surprisal, with rows for the units neurons names ('auto' or
     'L:i,...'). ViewError for a start beyond the text or a unit not in the model."""
     from .viz import build_view, cut_note, parse_units
-    from .viz import render_html   # (viz_page after the split)
+    from .viz_page import render_html
 
     ckpt, notes = _open(model, runs_dir)
     cfg = ckpt.model_cfg

@@ -49,7 +49,7 @@ def segment_layout(n_chars, streams=EVAL_STREAMS, context=EVAL_CONTEXT):
     return S, -(-(P - context) // S), context
 
 
-def _segments(ids, streams, context, mask=None):
+def segments(ids, streams, context, mask=None):
     """(inputs, targets, positions, counted), each (S, seg + C): column j of segment k reads
     position p = k seg + j (see segment_layout); targets are -1 where nothing is scored (the
     context, and past the end), and positions -1 there too. counted: where a target is scored,
@@ -114,7 +114,7 @@ def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EV
     (total, right). With out (and hits), the log-probability (and whether it was the argmax) of
     each position p (0 .. len(ids) - 2) is written to out[p] (hits[p])."""
     shards = shards if shards is not None else InTurn()
-    inputs, targets, positions, counted = _segments(ids, streams, context, mask)
+    inputs, targets, positions, counted = segments(ids, streams, context, mask)
     lp = None if out is None else np.zeros(inputs.shape)
     hp = None if hits is None else np.zeros(inputs.shape, dtype=bool)
     bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.threads)

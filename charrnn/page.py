@@ -1,4 +1,4 @@
-"""What the views share (viz.py's page, plot.py's chart): a self-contained HTML page, JSON made
+"""What the views share (viz_page.py's page, plot.py's chart): a self-contained HTML page, JSON made
 safe inside <script>, colour scales, writing a view to a file.
 
 A view opens anywhere: no URL in it (no CDN, web font, external src or href), inline CSS and JS

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .runs import checkpoint_file
+from .runs import METRICS, checkpoint_file, holds_run
 from .config import as_dict
 from .data import DataError
 from .page import html_page
@@ -39,6 +39,7 @@ class Run:
     records: tuple        # dicts with iteration, train_loss, val_loss, seconds; by iteration
     config: dict | None   # every config key, resolved (config.as_dict), plus "text"
     best: dict            # the record with the lowest validation loss
+    notes: tuple = ()     # what was left out of the file, one sentence each
 
     def x(self, record, axis):
         if axis == "chars":
@@ -47,17 +48,24 @@ class Run:
 
 
 def read_run(run_dir):
-    """The Run in run_dir; DataError (or CheckpointError) naming the file at fault."""
+    """The Run in run_dir; DataError (or CheckpointError) naming the file at fault. A last line
+    cut short (no newline after it, and not JSON: a write stopped by a kill or a full disk) is
+    left out, and the Run's notes say so; a bad line anywhere else is an error."""
     run_dir = Path(run_dir)
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     if not path.is_file():
         raise DataError(f"{run_dir}: no metrics.jsonl: not a charrnn run directory, or no "
                         "evaluation has finished yet")
-    by_iteration = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
+    by_iteration, notes = {}, []
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.decode("utf-8", errors="replace")
             if not line.strip():
                 continue
+            if not raw.endswith(b"\n") and not _is_json(line):   # only the last line can lack one
+                notes.append(f"{path}: left out its last line, cut short ({len(raw):,} "
+                             f"byte{'s' if len(raw) != 1 else ''} without a newline)")
+                break
             try:
                 record = json.loads(line)
                 # a null train_loss: no chunk scored a character (a completion setting's)
@@ -77,10 +85,19 @@ def read_run(run_dir):
         config = dict(as_dict(ckpt.model_cfg, ckpt.train_cfg),
                       text=Path(ckpt.info.get("data_source", "")).name)
     except CheckpointError:
-        if (run_dir / "best.npz").exists() or (run_dir / "last.npz").exists():
+        if holds_run(run_dir):
             raise           # a damaged checkpoint is an error; a missing one only loses labels
         config = None
-    return Run(str(run_dir), records, config, min(records, key=lambda r: r["val_loss"]))
+    return Run(str(run_dir), records, config, min(records, key=lambda r: r["val_loss"]),
+               tuple(notes))
+
+
+def _is_json(text):
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def differences(runs):
@@ -133,12 +150,69 @@ def check_axis(runs, axis):
                             "which an x axis of characters needs")
 
 
+def _axes(xs, ys, x, y, axis, bottom):
+    """The grid, the ticks and their labels, the axes and their titles."""
+    out = []
+    for v in ys:
+        py = y(v)
+        out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py:.1f}" '
+                   f'y2="{py:.1f}" stroke="#e5e7eb"/>')
+        out.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" text-anchor="end">{v:.2f}</text>')
+    for v in xs:
+        px = x(v)
+        out.append(f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{TOP}" y2="{bottom}" '
+                   'stroke="#e5e7eb"/>')
+        out.append(f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">'
+                   f'{_number(v, axis)}</text>')
+    out.append(f'<path d="M{LEFT},{TOP}V{bottom}H{WIDTH - RIGHT}" fill="none" stroke="#57606a"/>')
+    out.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{bottom + 36}" '
+               f'text-anchor="middle">{AXES[axis]}</text>')
+    out.append(f'<text transform="translate(16 {(TOP + bottom) / 2:.1f}) rotate(-90)" '
+               'text-anchor="middle">loss (nats/char)</text>')
+    return out
+
+
+def _curves(runs, x, y, axis):
+    """Per run, its training (solid) and validation (dashed) curves and a dot at its best."""
+    out = []
+    for k, run in enumerate(runs):
+        colour = COLOURS[k % len(COLOURS)]
+        for key, dash in (("train_loss", ""), ("val_loss", ' stroke-dasharray="6 4"')):
+            points = " ".join(f"{x(run.x(rec, axis)):.2f},{y(rec[key]):.2f}"
+                              for rec in run.records)
+            out.append(f'<polyline class="{key}" data-run="{k}" points="{points}" fill="none" '
+                       f'stroke="{colour}" stroke-width="2"{dash}/>')
+        best = run.best
+        out.append(f'<circle cx="{x(run.x(best, axis)):.2f}" cy="{y(best["val_loss"]):.2f}" '
+                   f'r="3.5" fill="{colour}"><title>best validation loss {best["val_loss"]:.4f} '
+                   f'at iteration {best["iteration"]:,.0f}</title></circle>')
+    return out
+
+
+def _legend(legend, row):
+    """The legend's rows from y = row: each run's lines (its name and best, then what differs).
+    Returns the y below them and the rows."""
+    e = html.escape
+    out = []
+    for k, lines in enumerate(legend):
+        colour = COLOURS[k % len(COLOURS)]
+        out.append(f'<g class="legend"><line x1="{LEFT}" x2="{LEFT + 22}" y1="{row}" y2="{row}" '
+                   f'stroke="{colour}" stroke-width="2"/><line x1="{LEFT + 26}" '
+                   f'x2="{LEFT + 48}" y1="{row}" y2="{row}" stroke="{colour}" stroke-width="2" '
+                   f'stroke-dasharray="6 4"/><text x="{LEFT + 56}" y="{row + 4}">{e(lines[0])}'
+                   '</text>'
+                   + "".join(f'<text x="{LEFT + 56}" y="{row + 4 + LEGEND_LINE * j}" '
+                             f'fill="#57606a" font-size="11">{e(line)}</text>'
+                             for j, line in enumerate(lines[1:], 1)) + "</g>")
+        row += LEGEND_ROW + LEGEND_LINE * (len(lines) - 1)
+    return row, out
+
+
 def render_svg(runs, axis="iteration", standalone=True):
     """The chart, as SVG text: one colour per run, training loss solid, validation dashed.
     standalone: a file of its own, which needs the SVG namespace (inside HTML it is implied,
     and the page stays free of any URL)."""
     check_axis(runs, axis)
-    e = html.escape
     labels = differences(runs)
     xs = nice_ticks(0, max(r.x(rec, axis) for r in runs for rec in r.records))
     losses = [rec[k] for r in runs for rec in r.records for k in ("train_loss", "val_loss")]
@@ -158,47 +232,11 @@ def render_svg(runs, axis="iteration", standalone=True):
            f'<rect width="{WIDTH}" height="{height}" fill="#fff"/>',
            f'<text x="{LEFT}" y="{TOP - 16}" font-size="14" font-weight="600">Loss '
            f'(nats/char): training, solid; validation, dashed</text>']
-    # grid and ticks
-    for v in ys:
-        py = y(v)
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{py:.1f}" '
-                   f'y2="{py:.1f}" stroke="#e5e7eb"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{py + 4:.1f}" text-anchor="end">{v:.2f}</text>')
-    for v in xs:
-        px = x(v)
-        out.append(f'<line class="grid" x1="{px:.1f}" x2="{px:.1f}" y1="{TOP}" y2="{bottom}" '
-                   'stroke="#e5e7eb"/>')
-        out.append(f'<text x="{px:.1f}" y="{bottom + 16}" text-anchor="middle">'
-                   f'{_number(v, axis)}</text>')
-    out.append(f'<path d="M{LEFT},{TOP}V{bottom}H{WIDTH - RIGHT}" fill="none" stroke="#57606a"/>')
-    out.append(f'<text x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{bottom + 36}" '
-               f'text-anchor="middle">{AXES[axis]}</text>')
-    out.append(f'<text transform="translate(16 {(TOP + bottom) / 2:.1f}) rotate(-90)" '
-               'text-anchor="middle">loss (nats/char)</text>')
+    out += _axes(xs, ys, x, y, axis, bottom)
     # the curves, then the legend: one row per run
-    for k, run in enumerate(runs):
-        colour = COLOURS[k % len(COLOURS)]
-        for key, dash in (("train_loss", ""), ("val_loss", ' stroke-dasharray="6 4"')):
-            points = " ".join(f"{x(run.x(rec, axis)):.2f},{y(rec[key]):.2f}"
-                              for rec in run.records)
-            out.append(f'<polyline class="{key}" data-run="{k}" points="{points}" fill="none" '
-                       f'stroke="{colour}" stroke-width="2"{dash}/>')
-        best = run.best
-        out.append(f'<circle cx="{x(run.x(best, axis)):.2f}" cy="{y(best["val_loss"]):.2f}" '
-                   f'r="3.5" fill="{colour}"><title>best validation loss {best["val_loss"]:.4f} '
-                   f'at iteration {best["iteration"]:,.0f}</title></circle>')
-    row = bottom + BOTTOM + 10
-    for k, lines in enumerate(legend):
-        colour = COLOURS[k % len(COLOURS)]
-        out.append(f'<g class="legend"><line x1="{LEFT}" x2="{LEFT + 22}" y1="{row}" y2="{row}" '
-                   f'stroke="{colour}" stroke-width="2"/><line x1="{LEFT + 26}" '
-                   f'x2="{LEFT + 48}" y1="{row}" y2="{row}" stroke="{colour}" stroke-width="2" '
-                   f'stroke-dasharray="6 4"/><text x="{LEFT + 56}" y="{row + 4}">{e(lines[0])}'
-                   '</text>'
-                   + "".join(f'<text x="{LEFT + 56}" y="{row + 4 + LEGEND_LINE * j}" '
-                             f'fill="#57606a" font-size="11">{e(line)}</text>'
-                             for j, line in enumerate(lines[1:], 1)) + "</g>")
-        row += LEGEND_ROW + LEGEND_LINE * (len(lines) - 1)
+    out += _curves(runs, x, y, axis)
+    row, rows = _legend(legend, bottom + BOTTOM + 10)
+    out += rows
     out.append(f'<text x="{LEFT}" y="{row + 4}" fill="#57606a">a dot marks each run\'s best '
                'validation loss</text>')
     out.append("</svg>\n")

@@ -86,9 +86,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # charrnn, from t
 from charrnn.config import (ConfigError, ModelConfig, TrainConfig, as_dict, load_config,
                             parse_duration)
 from charrnn.data import Batches, DataError, load_corpus, split_train_val
-# _segments: charrnn's own cutting of the validation text (an internal), so that the twin scores
-# exactly the characters and contexts charrnn scores
-from charrnn.evaluate import EVAL_CONTEXT, EVAL_SEQ_LENGTH, EVAL_STREAMS, _segments
+# segments: charrnn's own cutting of the validation text, so that the twin scores exactly the
+# characters and contexts charrnn scores
+from charrnn.evaluate import EVAL_CONTEXT, EVAL_SEQ_LENGTH, EVAL_STREAMS, segments
 from charrnn.model import init_params
 from charrnn.optim import ADAM_BETAS, EPS, RMSPROP_DECAY, learning_rate_at
 
@@ -232,7 +232,7 @@ class Validation:
     """charrnn's validation score (evaluate.score_ids) of a model, on the same segments."""
 
     def __init__(self, val_ids):
-        inputs, targets, _, _ = _segments(val_ids, EVAL_STREAMS, EVAL_CONTEXT)   # (S, W)
+        inputs, targets, _, _ = segments(val_ids, EVAL_STREAMS, EVAL_CONTEXT)   # (S, W)
         self.inputs, self.targets = to_tensors(inputs, targets)          # (W, S); -1: unscored
         self.n_chars = len(val_ids) - 1
 

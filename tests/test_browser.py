@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from charrnn.plot import COLOURS, read_run, render_html as plot_html
-from charrnn.viz import UNIT_BINS, build_view, page_data, render_html, surprisal_colour, unit_colour
+from charrnn.viz import build_view
+from charrnn.viz_page import UNIT_BINS, page_data, render_html, surprisal_colour, unit_colour
 
 from view_helpers import make_checkpoint, make_run
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from charrnn import layers as layers_module
-from charrnn.gradcheck import numerical_grad, rel_error
 from charrnn.layers import (
     dropout_backward,
     dropout_forward,
@@ -26,6 +25,8 @@ from charrnn.layers import (
     softmax_cross_entropy,
     sum_outer,
 )
+
+from gradcheck import numerical_grad, rel_error
 
 N, T, D, H, V = 2, 3, 3, 4, 5
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from charrnn import layers as layers_module
-from charrnn.gradcheck import numerical_grad, rel_error
 from charrnn.layers import softmax_cross_entropy
 from charrnn.model import (
     backward,
@@ -16,6 +15,8 @@ from charrnn.model import (
     param_shapes,
     zero_state,
 )
+
+from gradcheck import numerical_grad, rel_error
 
 N, T = 2, 3
 

@@ -64,6 +64,46 @@ def test_read_run_errors(tmp_path):
     assert read_run(make_run(tmp_path, "none", [(3.0, 3.0)], checkpoint=False)).config is None
 
 
+TORN = '{"iteration": 30, "train_loss": 2.5, "val_lo'     # a write stopped halfway
+
+
+def test_a_torn_last_line_is_left_out_and_noted(tmp_path):
+    run = make_run(tmp_path, "torn", [(3.0, 3.1), (2.0, 2.5)])
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(TORN)
+    r = read_run(run)
+    assert [(rec["iteration"], rec["val_loss"]) for rec in r.records] == [(10, 3.1), (20, 2.5)]
+    assert r.notes == (f"{run / 'metrics.jsonl'}: left out its last line, cut short (44 bytes "
+                       "without a newline)",)
+    assert len(TORN) == 44 and read_run(make_run(tmp_path, "whole", [(3.0, 3.1)])).notes == ()
+
+
+def test_only_a_last_line_without_a_newline_is_left_out(tmp_path):
+    # a whole record without its newline is kept
+    run = make_run(tmp_path, "unended", [(3.0, 3.1)])
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"iteration": 20, "train_loss": 2.0, "val_loss": 2.5, "seconds": 3}))
+    r = read_run(run)
+    assert [rec["iteration"] for rec in r.records] == [10, 20] and r.notes == ()
+    # JSON that is not a record, even last and without its newline, is an error, as before
+    run = make_run(tmp_path, "short", [(3.0, 3.1)])
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"iteration": 20, "train_loss": 2.0}')
+    with pytest.raises(DataError, match=r"short/metrics.jsonl:2: not a metrics record \(a JSON "
+                                        r"object with iteration, train_loss, val_loss and "
+                                        r"seconds\)$"):
+        read_run(run)
+    # a torn line in the middle (whole lines written after it) is an error, as before
+    run = make_run(tmp_path, "middle", [(3.0, 3.1)])
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(TORN + "\n" + json.dumps({"iteration": 40, "train_loss": 2.0, "val_loss": 2.5,
+                                          "seconds": 6}) + "\n")
+    with pytest.raises(DataError, match=r"middle/metrics.jsonl:2: not a metrics record \(a JSON "
+                                        r"object with iteration, train_loss, val_loss and "
+                                        r"seconds\)$"):
+        read_run(run)
+
+
 def test_differences_name_what_differs(runs, tmp_path):
     assert differences(runs) == ["batch_size=4, learning_rate=0.001",
                                  "batch_size=8, learning_rate=0.003"]

@@ -52,6 +52,19 @@ def test_dash_writes_svg_to_stdout_and_html_by_its_name(two, tmp_path):
     assert page.startswith("<!DOCTYPE html>") and "<svg width=" in page
 
 
+def test_a_torn_last_line_is_noted_on_stderr_and_the_rest_drawn(two, tmp_path):
+    with open(two[1] / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"iteration": 30, "train_lo')
+    out = tmp_path / "c.svg"
+    result = invoke(["plot", *two, "-o", out], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr == (f"note: {two[1] / 'metrics.jsonl'}: left out its last line, cut "
+                             "short (27 bytes without a newline)\n"
+                             f"wrote {out} ({out.stat().st_size:,} bytes; 2 runs)\n")
+    lines = ET.parse(out).getroot().findall(f"{SVG}polyline")
+    assert [len(line.get("points").split()) for line in lines] == [2, 2, 2, 2]
+
+
 def test_bad_inputs(two, tmp_path):
     (tmp_path / "notarun").mkdir()
     assert_fails(invoke(["plot", two[0], tmp_path / "notarun"]), 1,

@@ -1,4 +1,5 @@
-"""Numerical gradients for tests: centered differences in float64 (CS231n's gradient_check)."""
+"""Numerical gradients for the tests (test_layers.py, test_model.py): centered differences in
+float64 (CS231n's gradient_check). A test helper, not part of the package."""
 
 import numpy as np
 
