@@ -16,12 +16,12 @@ and kept in the run's config, as if it had been given. A key given by the user i
                  MAX_DROPOUT
     time         DEFAULT_BUDGET, or less when MAX_PASSES passes over the text take less
     schedule     Adam at LEARNING_RATE, WARMUP_ITERS of warm-up, cosine to LR_FLOOR at the end
-    eval_every   about EVALUATIONS evaluations in the run
+    eval_every   about EVALUATIONS evaluations in the run (in max_iters, when it is given)
     val_frac     5 %, at most VAL_CHARS characters (scoring a long held-out part every
                  evaluation would eat the budget)
 
 CHARS_PER_PARAM comes from 10-minute runs on tinyshakespeare (1.1 M characters; GRU, 2 layers,
-dropout 0.2 to 0.3, cosine schedule; README, configs/shakespeare.yaml): 256 units read 17
+dropout 0.2 to 0.3, cosine schedule; docs/best-model.md, configs/shakespeare.yaml): 256 units read 17
 characters a parameter in the budget and reached 1.504 nats/char (cut short by a busy machine),
 384 units 4.3 and 1.495, 512 units 1.5 and 1.522: the widest that reads about 4 is the best.
 
@@ -116,7 +116,9 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
     if not any(k in given for k in SCHEDULE_KEYS):
         choices.update(learning_rate=LEARNING_RATE, lr_schedule="cosine",
                        warmup_iters=WARMUP_ITERS, lr_floor=LR_FLOOR)
-    if "eval_every" not in given:
+    if "eval_every" not in given and "max_iters" in given:    # the run's length is given
+        choices["eval_every"] = max(1, given["max_iters"] // EVALUATIONS)
+    elif "eval_every" not in given:                            # ... or the budget's
         choices["eval_every"] = max(10, int(seconds / speed / (batch * seq) / EVALUATIONS))
     said = ", ".join(f"{k}={v}" for k, v in choices.items())
     return choices, f"chose {said} for {n_chars:,} characters"

@@ -1,6 +1,6 @@
 """Checkpoints: self-describing .npz files, written atomically, read without pickle.
 
-Arrays in a checkpoint (the README documents each with its shape and dtype):
+Arrays in a checkpoint (docs/files.md documents each with its shape and dtype):
     format                 str    "charrnn-checkpoint"
     meta                   int64  [format_version, iteration]
     config                 str    the resolved configuration, JSON

@@ -46,7 +46,7 @@ _SEQ = {
 
 
 def param_shapes(cell, vocab_size, hidden_size, num_layers):
-    """Name -> shape of every parameter, in the order checkpoints and the README list them."""
+    """Name -> shape of every parameter, in the order checkpoints and docs/files.md list them."""
     V, H, L, G = vocab_size, hidden_size, num_layers, GATES[cell] * hidden_size
     shapes = {"embed": (V, H), "Wx": (L, H, G), "Wh": (L, H, G), "b": (L, G)}
     if cell == "gru":

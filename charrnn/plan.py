@@ -29,7 +29,8 @@ from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict
 from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
                    load_corpus, open_cached)
 from .errors import ArgumentError, RunError
-from .runs import DATA, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir
+from .runs import (DATA, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir,
+                   mend_metrics)
 from .timing import seconds_per_char
 
 SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "time")  # on resume
@@ -217,8 +218,9 @@ def _resume(run_dir, lock, file, layers, new_text=False):
                           "--set max_iters=N", "max_iters")
     if new_text:
         ckpt, corpus = _switch_text(run_dir, ckpt, file)
+        mended = mend_metrics(run_dir)
         return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt,
-                       changed=changed + ("text",))
+                       changed=changed + ("text",), notes=(mended,) if mended else ())
     expected, recorded = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
     if file is None and recorded != BUILTIN_SOURCE and not Path(recorded).is_file():
         raise DataError(f"{run_dir} was trained on {recorded}, which is no longer there; give "
@@ -235,7 +237,9 @@ def _resume(run_dir, lock, file, layers, new_text=False):
         corpus = open_cached(cache, ckpt.vocab, recorded, expected)
     else:
         corpus = load_corpus(path, cache, vocab=ckpt.vocab)
-    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed)
+    mended = mend_metrics(run_dir)
+    return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed,
+                   notes=(mended,) if mended else ())
 
 
 def _switch_text(run_dir, ckpt, file):

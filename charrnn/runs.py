@@ -181,6 +181,29 @@ def _gone(owner):
     return False
 
 
+# ----------------------------------------------------------------------------- mending a run's files
+
+def mend_metrics(run_dir):
+    """Cut a torn last line off run_dir's metrics.jsonl (a full disk or a kill during its write
+    leaves one without its newline), so that the rows a resumed run appends start on a line of
+    their own. Returns a note saying what was cut, or None when the file is whole."""
+    path = Path(run_dir) / METRICS
+    try:
+        with open(path, "r+b") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return None
+            keep = data.rfind(b"\n") + 1
+            f.truncate(keep)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunError(f"{path}: cannot mend it: {e.strerror}") from None
+    cut = len(data) - keep
+    return (f"{path}: cut off its last line, which a stopped run left unfinished ({cut:,} "
+            f"byte{'' if cut == 1 else 's'} without a newline)")
+
+
 # ----------------------------------------------------------------------------- finding a checkpoint
 
 def holds_run(run_dir):

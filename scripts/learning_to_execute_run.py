@@ -12,7 +12,7 @@ The model and optimizer default to the paper's, charrnn's preset learning-to-exe
 400 LSTM, SGD at 0.5 without momentum, the gradient's global norm clipped at 5, batch 100, 50
 steps (`--config` and `--set` change any charrnn key over it; completion is always "@." and vocab
 the generator's VOCAB and a newline, so every stage of the curriculum shares one vocabulary).
-charrnn initialises as it always does (see the README's "The model"), not uniformly in +-0.08 as
+charrnn initialises as it always does (see docs/model.md), not uniformly in +-0.08 as
 the reference.
 
 The run, in rounds of --round-iters iterations (100: the reference evaluates every 100 steps):

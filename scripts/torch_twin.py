@@ -28,7 +28,7 @@ The same recipe, piece by piece (charrnn's module in brackets):
   two bias vectors per layer where charrnn has one (b, plus bhn inside a GRU's r * (.)): the
   redundant one, bias_hh, is frozen at 0 (rnn, lstm) or has its r and z parts' gradient zeroed
   (gru), so the trained parameters are charrnn's, each moved by its own Adam step.
-- training [train._Training.step]: the hidden state carried from chunk to chunk, detached, and
+- training [train._loop]: the hidden state carried from chunk to chunk, detached, and
   reset when a pass starts; the loss summed over the chunk's T steps and averaged over the N
   streams (model.loss_and_grads), reported per character; gradient clipping by global norm (or
   by value) to grad_clip; the optimizer with charrnn's constants (optim: Adam betas (0.9, 0.999),
@@ -39,7 +39,7 @@ The same recipe, piece by piece (charrnn's module in brackets):
   dropout), under torch.inference_mode, on the very segments charrnn scores (up to 64 segments
   read side by side in chunks of 128 characters, the state carried, each but the first reading
   256 characters of context before it, unscored): the same characters, the same contexts.
-- time [train._Training.plan]: with a budget (--time or the time key), counted from the start
+- time [train.BudgetClock]: with a budget (--time or the time key), counted from the start
   of main() as charrnn counts from the start of fit(): a few throwaway iterations on a second
   model (1 to warm up, the median of 3) and one validation pass are timed, and max_iters is
   planned to fill 0.97 of what is left after the final validation, so that the cosine schedule
@@ -93,7 +93,7 @@ from charrnn.model import init_params
 from charrnn.optim import ADAM_BETAS, EPS, RMSPROP_DECAY, learning_rate_at
 
 PLAN_MARGIN = 0.97   # as charrnn.train.PLAN_MARGIN: plan for this fraction of the budget
-TIMED_ITERS = 3      # as charrnn.train.seconds_per_iteration: the median of 3, after 1 warm-up
+TIMED_ITERS = 3      # as charrnn.timing.seconds_per_iteration: the median of 3, after 1 warm-up
 # the keys the twin implements; any other key is accepted only at its default
 IMPLEMENTED = {"model", "hidden_size", "num_layers", "dropout", "seq_length", "batch_size",
                "optimizer", "learning_rate", "momentum", "lr_decay", "lr_schedule",

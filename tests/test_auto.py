@@ -6,7 +6,7 @@ import json
 import pytest
 
 import charrnn
-import charrnn.plan as runs_module
+import charrnn.plan as plan_module
 from charrnn import auto
 
 from cli_helpers import invoke
@@ -101,7 +101,7 @@ def test_the_plain_command_says_what_it_chose_and_keeps_it(text_file, tmp_path, 
 
     def measured_at(n, V, given, timer, budget=None):
         return real(n, V, given, lambda model, N, T: 1e-4, budget)
-    monkeypatch.setattr(runs_module.auto, "choose", measured_at)
+    monkeypatch.setattr(plan_module.auto, "choose", measured_at)
     result = invoke(["train", text_file, "--out", tmp_path / "run", "--json"],
                     catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
@@ -116,3 +116,13 @@ def test_the_plain_command_says_what_it_chose_and_keeps_it(text_file, tmp_path, 
     assert f"note: {chosen}\n" in human.stderr
     report = charrnn.dry_run(text_file)
     assert chosen in report["notes"]
+
+
+def test_a_given_max_iters_sets_the_evaluations_not_the_budget():
+    """With max_iters given and the model left open, about EVALUATIONS evaluations in those
+    iterations (not in the default budget's, which would put the only one at the end)."""
+    choices, said = auto.choose(10 ** 6, 65, {"max_iters": 100}, _speed(1e-6))
+    assert choices["eval_every"] == 100 // auto.EVALUATIONS and "time" not in choices
+    assert "eval_every=10" in said
+    choices, _ = auto.choose(10 ** 6, 65, {"max_iters": 5}, _speed(1e-6))
+    assert choices["eval_every"] == 1

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+import charrnn
 import charrnn.train as train_module
 from charrnn import parallel
 from charrnn.checkpoint import load_checkpoint
@@ -587,3 +588,25 @@ def test_ema_is_a_moving_average_kept_in_best_and_resumed_exactly(tmp_path):
     other = load_checkpoint(straight / "last.npz")
     for name in last.optim_state:
         np.testing.assert_array_equal(last.optim_state[name], other.optim_state[name])
+
+
+def test_a_torn_metrics_line_is_cut_off_when_the_run_resumes(tmp_path):
+    """A kill during a metrics write leaves a last line without its newline: resuming cuts it
+    off (and says so), so the rows appended after it stay whole and `plot` reads them all."""
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    run = tmp_path / "run"
+    charrnn.fit(text, out=run, rng_seed=0, sets=SMALL, max_iters=8)
+    metrics = run / "metrics.jsonl"
+    whole = metrics.read_bytes()
+    metrics.write_bytes(whole + b'{"iteration": 9, "train_lo')        # torn, 26 bytes
+    lines = []
+    summary = charrnn.fit(resume=run, max_iters=12, log=lines.append)
+    note = (f"{metrics}: cut off its last line, which a stopped run left unfinished (26 bytes "
+            "without a newline)")
+    assert f"note: {note}" in lines and note in summary["notes"]
+    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines()]
+    assert [r["iteration"] for r in rows] == [4, 8, 12]
+    assert metrics.read_bytes().startswith(whole)
+    chart = charrnn.plot_runs([run])
+    assert chart.notes == () and [r["iteration"] for r in chart.runs[0].records] == [4, 8, 12]
