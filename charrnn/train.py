@@ -491,6 +491,7 @@ def _loop(t, clock, rollback, out, shards, stop):
             norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
             # roll back on divergence: such a loss or gradient is never applied
             if not (math.isfinite(loss) and math.isfinite(norm)) or loss > t.bound:
+                del grads                  # freed before the checkpoint is read back
                 what = (f"gradient norm {norm}" if math.isfinite(loss) and not math.isfinite(norm)
                         else f"loss {loss:.6g}")
                 out.say(rollback.roll_back(
@@ -501,7 +502,8 @@ def _loop(t, clock, rollback, out, shards, stop):
             run.hidden = hidden
             lr = t.learning_rate()
             t.optimizer.step(grads, lr, run.iteration + 1)
-            run.iteration += 1
+            del grads                      # freed before a validation and the checkpoints: the
+            run.iteration += 1             # run's peak of memory would hold a copy of them
             # timing and logging; the characters scored are all, or a completion setting's
             # (maybe none: loss 0, no divergence, nothing to average)
             scored = targets.size if batches.scored is None else int((targets >= 0).sum())
