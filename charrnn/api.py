@@ -14,6 +14,7 @@ each command parses its options, makes one call here and formats what it gets ba
                            its notes)
     score, score_files     a text's figures; several files' (`eval`)
     view, plot_runs        the views (`viz`, `plot`), each a Page to write
+    export                 a model as one HTML page, an ONNX model or a rounded checkpoint
     write_page, presets    a view written to a file; the shipped config presets
 
 A model argument is a Checkpoint, a checkpoint file or run directory, or None: the run under
@@ -40,7 +41,8 @@ from .config import parse_duration, presets
 from .errors import DataError, SeedError
 
 __all__ = ["fit", "dry_run", "check_arguments", "load", "generate", "sampler", "score",
-           "score_files", "view", "plot_runs", "write_page", "presets", "parse_duration", "Page"]
+           "score_files", "view", "plot_runs", "export", "write_page", "presets", "parse_duration",
+           "Page"]
 
 
 def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=None,
@@ -257,3 +259,17 @@ def write_page(path, text):
 
     write_view(path, text)
     return len(text.encode("utf-8"))
+
+
+def export(model=None, output="model.html", *, fmt=None, weights="float32",
+           runs_dir=runs.RUNS_DIR):
+    """Write a model as `charrnn export` does (export.py): a self-contained HTML page that
+    writes with it (.html), an ONNX model (.onnx; needs `pip install charrnn[onnx]`), or a
+    charrnn checkpoint of its weights as rounded by weights (.npz); fmt overrides the
+    extension. weights: float32, float16 or int8 (per output unit scales). Returns
+    export.Exported (path, format, weights, bytes, notes)."""
+    from .export import export as write
+
+    ckpt, notes = _open(model, runs_dir)
+    done = write(ckpt, output, fmt, weights)
+    return dataclasses.replace(done, notes=notes + done.notes)

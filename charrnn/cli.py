@@ -23,8 +23,8 @@ from pathlib import Path
 import click
 
 from . import __version__, api
-from .errors import (ArgumentError, CheckpointError, ConfigError, DataError, Interrupted,
-                     RunError, SeedError, TrainingError, ViewError, format_chars)
+from .errors import (ArgumentError, CheckpointError, ConfigError, DataError, ExportError,
+                     Interrupted, RunError, SeedError, TrainingError, ViewError, format_chars)
 
 
 class ConfigProblem(click.ClickException):
@@ -455,3 +455,43 @@ def plot(run_dirs, output, axis):
     if wrote:
         click.echo(f"wrote {wrote[0]} ({wrote[1]:,} bytes; {len(page.runs)} "
                    f"run{'s' if len(page.runs) > 1 else ''})", err=True)
+
+
+@cli.command()
+@click.argument("run", required=False, metavar="[RUN]", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The file to write: .html (one page that writes in the browser), .onnx (an "
+                   "ONNX model; needs pip install charrnn[onnx]) or .npz (a charrnn checkpoint "
+                   "of the rounded weights).")
+@click.option("--format", "fmt", type=click.Choice(["html", "onnx", "npz"]),
+              help="The format, whatever the output's name ends in. Default: by its extension.")
+@click.option("--weights", type=click.Choice(["float32", "float16", "int8"]), default="float32",
+              show_default=True,
+              help="How the weights are stored: as trained, in half precision, or in 8 bits with "
+                   "a scale per output unit (a quarter of the size).")
+def export(run, output, fmt, weights):
+    """Write a model as a file that runs without charrnn: one HTML page, or ONNX.
+
+    RUN is a checkpoint file or a run directory (its best.npz, else last.npz); default: the run
+    under ./runs whose checkpoint was written last.
+
+    \b
+    Formats:
+        .html   one self-contained page: the weights and a sampler in JavaScript
+        .onnx   an ONNX graph (ONNX's RNN, LSTM, GRU operators): state in and out
+        .npz    a charrnn checkpoint of the weights as --weights rounds them
+
+    \b
+    Example:
+        charrnn export runs/shakespeare -o shakespeare.html --weights int8
+        charrnn export runs/shakespeare -o shakespeare.onnx
+    """
+    try:
+        done = api.export(run, output, fmt=fmt, weights=weights)
+    except ArgumentError as e:
+        raise click.BadParameter(str(e), param_hint="'-o' / '--output'") from None
+    except (CheckpointError, DataError, ExportError) as e:
+        raise _fail(e) from None
+    _say(done.notes)
+    click.echo(f"wrote {done.path} ({done.bytes:,} bytes; {done.format}, {done.weights} "
+               "weights)", err=True)

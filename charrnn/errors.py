@@ -54,6 +54,11 @@ class Interrupted(Exception):
         self.signum, self.checkpoint, self.iteration = signum, checkpoint, iteration
 
 
+class ExportError(RuntimeError):
+    """An export that cannot be made here: its optional extra is not installed (the message says
+    what to pip install), or the model is too large for the format."""
+
+
 class ViewError(ValueError):
     """A view request the model or the text cannot satisfy; `argument` names the input at fault
     ('start' or 'neurons')."""

@@ -1,0 +1,162 @@
+"""Exports: a checkpoint as a file that runs without charrnn (`charrnn export`).
+
+    model.html   one self-contained page that writes with the model in the browser
+                 (export_html.py): the weights inside it, a sampler in plain JavaScript
+    model.onnx   an ONNX model (export_onnx.py; the optional extra `pip install charrnn[onnx]`)
+    model.npz    a charrnn checkpoint of the weights as the page stores them (rounded by
+                 --weights), for `charrnn eval` and `sample` to measure what rounding costs
+
+The format follows the output's extension, or `format`. An export is a view of a checkpoint: it
+reads the same arrays, in the layout docs/files.md documents, and is tested against charrnn
+itself (the same greedy text, the same log-probabilities).
+
+Weights (`weights`): float32 as trained; float16; or int8 with one float32 scale per output
+unit (the largest magnitude among the weights feeding it, over 127): a matrix W used as x @ W
+(Wx, Wh, Why) gets a scale per column, the embedding a scale per row (per character). Biases
+stay float32. rounded() gives the weights as every format computes with them (float32 values),
+so that the page, the .npz and the ONNX model of one `weights` setting compute the same model.
+
+Every file is written to a temporary name in its folder, then renamed: an export that fails
+leaves nothing behind.
+"""
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import usual_file_mode
+from .errors import ArgumentError, DataError, ExportError
+
+FORMATS = {".html": "html", ".htm": "html", ".onnx": "onnx", ".npz": "npz"}
+WEIGHTS = ("float32", "float16", "int8")
+MATRICES = ("Wx", "Wh", "Why")        # used as x @ W: a scale per column (output unit)
+PAGE_LIMIT = 64 << 20                 # bytes: a page larger than this is refused
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What an export wrote: its path, format, size in bytes, and notes to say."""
+    path: Path
+    format: str
+    weights: str
+    bytes: int
+    notes: tuple = ()
+
+
+def format_of(output, fmt=None):
+    """The format to write: fmt if given (html, onnx or npz), else the one output's extension
+    names. ArgumentError for an unknown one."""
+    if fmt is not None:
+        if fmt not in set(FORMATS.values()):
+            raise ArgumentError(f"{fmt!r} is not a format charrnn exports to; formats: html, "
+                                "onnx, npz")
+        return fmt
+    suffix = Path(output).suffix.lower()
+    if suffix not in FORMATS:
+        raise ArgumentError(f"{output}: the name must end in .html, .onnx or .npz (or give "
+                            "--format)")
+    return FORMATS[suffix]
+
+
+def quantize(params, weights="float32"):
+    """{name: (stored, scale)}: each parameter as the format stores it (float32, float16, or
+    int8 with a float32 scale per output unit; scale None otherwise). Biases stay float32."""
+    if weights not in WEIGHTS:
+        raise ArgumentError(f"weights must be one of {', '.join(WEIGHTS)}; got {weights!r}")
+    stored = {}
+    for name, p in params.items():
+        p = np.asarray(p, np.float32)
+        if weights == "float32" or p.ndim == 1 or name in ("b", "bhn"):
+            stored[name] = (p, None)
+        elif weights == "float16":
+            stored[name] = (p.astype(np.float16), None)
+        else:
+            axis = -2 if name in MATRICES else -1          # over the inputs of each output
+            scale = np.abs(p).max(axis=axis, keepdims=True) / 127.0
+            scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+            q = np.clip(np.rint(p / scale), -127, 127).astype(np.int8)
+            stored[name] = (q, np.squeeze(scale, axis=axis))
+    return stored
+
+
+def dequantize(stored):
+    """The float32 weights that quantize's arrays stand for."""
+    params = {}
+    for name, (q, scale) in stored.items():
+        if scale is None:
+            params[name] = q.astype(np.float32)
+        else:
+            axis = -2 if name in MATRICES else -1
+            params[name] = q.astype(np.float32) * np.expand_dims(scale, axis)
+    return params
+
+
+def rounded(ckpt, weights="float32"):
+    """ckpt with its weights as `weights` stores them (itself for float32)."""
+    if weights == "float32":
+        return ckpt
+    return dataclasses.replace(ckpt, params=dequantize(quantize(ckpt.params, weights)))
+
+
+def export(ckpt, output, fmt=None, weights="float32"):
+    """Write ckpt to output in a format (see the module docstring); returns Exported.
+    ArgumentError for an unknown format or weights; ExportError when this export cannot be
+    made (the onnx extra missing, a page too large); DataError if output cannot be written."""
+    fmt = format_of(output, fmt)
+    if weights not in WEIGHTS:
+        raise ArgumentError(f"weights must be one of {', '.join(WEIGHTS)}; got {weights!r}")
+    if fmt == "html":
+        from .export_html import render_page
+
+        data = render_page(ckpt, weights).encode("utf-8")
+        _check_page_size(output, data, weights)
+    elif fmt == "onnx":
+        from .export_onnx import build_onnx
+
+        data = build_onnx(rounded(ckpt, weights))
+    else:
+        data = None
+    path = Path(output)
+    size = _write(path, data, rounded(ckpt, weights) if fmt == "npz" else None)
+    return Exported(path, fmt, weights, size)
+
+
+def _check_page_size(output, data, weights):
+    if len(data) > PAGE_LIMIT:
+        hint = "; try --weights int8 (a quarter of float32's size)" if weights != "int8" else ""
+        raise ExportError(f"{output}: the page would be {len(data) / 2**20:,.1f} MB, more than "
+                          f"the {PAGE_LIMIT >> 20} MB a page may hold{hint}")
+
+
+def _write(path, data, ckpt=None):
+    """Write data (bytes), or ckpt as a checkpoint, to path through a temporary file in the same
+    folder; the bytes written. DataError naming path if it cannot be written."""
+    from .checkpoint import CheckpointError, save_checkpoint
+
+    if not path.parent.is_dir():
+        raise DataError(f"{path}: cannot write: no such folder {path.parent}")
+    if ckpt is not None:
+        try:
+            save_checkpoint(path, ckpt)
+        except CheckpointError as e:
+            raise DataError(str(e)) from None
+        return path.stat().st_size
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, usual_file_mode())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return len(data)
+
