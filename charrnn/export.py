@@ -128,8 +128,8 @@ def export(ckpt, output, fmt=None, weights="float32"):
 def _check_page_size(output, data, weights):
     if len(data) > PAGE_LIMIT:
         hint = "; try --weights int8 (a quarter of float32's size)" if weights != "int8" else ""
-        raise ExportError(f"{output}: the page would be {len(data) / 2**20:,.1f} MB, more than "
-                          f"the {PAGE_LIMIT >> 20} MB a page may hold{hint}")
+        raise ExportError(f"{output}: the page would be {len(data):,} bytes, more than a page "
+                          f"may hold ({PAGE_LIMIT:,}){hint}")
 
 
 def _write(path, data, ckpt=None):
