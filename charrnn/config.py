@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError
 
 
@@ -166,6 +164,8 @@ def _parse_set(item):
 
 def _refuse_leading_zeros(path, text):
     """YAML 1.1 reads 010 as 8 (octal): refuse top-level integers written with a leading zero."""
+    import yaml
+
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     if not isinstance(node, yaml.MappingNode):
         return
@@ -198,6 +198,8 @@ def resolve_config(name):
 
 def read_yaml(path):
     """The mapping in a YAML config file ({} for an empty file)."""
+    import yaml     # here, not above: `charrnn --help` lists the presets without reading YAML
+
     try:
         text = Path(path).read_text(encoding="utf-8")
         raw = yaml.safe_load(text)
