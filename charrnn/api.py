@@ -263,12 +263,12 @@ def write_page(path, text):
 
 def export(model=None, output="model.html", *, fmt=None, weights="float32",
            runs_dir=runs.RUNS_DIR):
-    """Write a model as `charrnn export` does (export.py): a self-contained HTML page that
+    """Write a model as `charrnn export` does (exports.py): a self-contained HTML page that
     writes with it (.html), an ONNX model (.onnx; needs `pip install charrnn[onnx]`), or a
     charrnn checkpoint of its weights as rounded by weights (.npz); fmt overrides the
     extension. weights: float32, float16 or int8 (per output unit scales). Returns
-    export.Exported (path, format, weights, bytes, notes)."""
-    from .export import export as write
+    exports.Exported (path, format, weights, bytes, notes)."""
+    from .exports import export as write
 
     ckpt, notes = _open(model, runs_dir)
     done = write(ckpt, output, fmt, weights)

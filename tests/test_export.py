@@ -1,4 +1,4 @@
-"""charrnn export's front (export.py): the format, the rounded weights, the .npz of them, and
+"""charrnn export's front (exports.py): the format, the rounded weights, the .npz of them, and
 the errors, none of which leaves a file behind. The page and the ONNX model have tests of their
 own (test_export_html.py, test_export_onnx.py)."""
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charrnn
-from charrnn.export import dequantize, format_of, quantize, rounded
+from charrnn.exports import dequantize, format_of, quantize, rounded
 from charrnn.model import init_params
 
 from cli_helpers import assert_fails, invoke, usage_error
@@ -147,7 +147,7 @@ def _writable(folder):
 
 
 def test_a_page_too_large_is_refused_and_suggests_int8(run, tmp_path, monkeypatch):
-    import charrnn.export as export_module
+    import charrnn.exports as export_module
     import charrnn.export_html as page_module
 
     monkeypatch.setattr(page_module, "render_page", lambda ckpt, weights: "x" * 2048)
@@ -157,3 +157,10 @@ def test_a_page_too_large_is_refused_and_suggests_int8(run, tmp_path, monkeypatc
                  f"Error: {out}: the page would be 2,048 bytes, more than a page may hold "
                  "(1,024); try --weights int8 (a quarter of float32's size)\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_charrnn_export_stays_the_function_after_an_export(run, tmp_path):
+    """The API's name must not be taken by a submodule's (charrnn/exports.py)."""
+    for k in range(2):
+        assert charrnn.export(run, tmp_path / f"m{k}.npz").format == "npz"
+    assert callable(charrnn.export)

@@ -99,3 +99,12 @@ def test_the_house_script_lists_them(capsys, monkeypatch):
     assert out[0] == "longest functions (lines):" and out[4] == "largest classes (attributes):"
     longest = house.functions()[0]
     assert out[1] == f"  {longest[0]:4d}  {longest[1]} (line {longest[2]})"
+
+
+def test_no_public_name_is_a_module_name():
+    """charrnn.NAME is the API's; a submodule of the same name would replace it once imported
+    (`from . import evaluate` sets the package's attribute)."""
+    import charrnn
+
+    modules = {path.stem for path in PACKAGE.glob("*.py")}
+    assert not set(charrnn._API) & modules
