@@ -58,7 +58,7 @@ MISSING = "exporting to ONNX needs the onnx package: pip install charrnn[onnx]"
 
 
 def build_onnx(ckpt):
-    """The serialized ONNX model of ckpt (its weights as they are: export.rounded first), as
+    """The serialized ONNX model of ckpt (its weights as they are: exports.rounded first), as
     bytes. ExportError when the onnx package is missing or the weights pass 2 GB."""
     try:
         import onnx
