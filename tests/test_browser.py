@@ -241,6 +241,7 @@ class DevTools:
         self._out = os.fdopen(to_chrome[1], "wb", buffering=0)
         self._in = os.fdopen(from_chrome[0], "rb", buffering=0)
         self._buffer, self._id, self.session = b"", 0, None
+        self.events = []   # the messages that answer nothing (events of the enabled domains)
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         self.session = self.send("Target.attachToTarget", targetId=target,
                                  flatten=True)["sessionId"]
@@ -261,6 +262,8 @@ class DevTools:
             if answer.get("id") == self._id:
                 assert "error" not in answer, answer["error"]
                 return answer["result"]
+            if "method" in answer:
+                self.events.append(answer)
 
     def js(self, expression):
         result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)

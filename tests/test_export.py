@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import charrnn
-from charrnn.exports import dequantize, format_of, quantize, rounded
+from charrnn.exports import format_of
+from charrnn.rounding import dequantize, quantize, rounded
 from charrnn.model import init_params
 
 from cli_helpers import assert_fails, invoke, usage_error
