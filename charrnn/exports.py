@@ -3,8 +3,8 @@
     model.html   one self-contained page that writes with the model in the browser
                  (export_html.py): the weights inside it, a sampler in plain JavaScript
     model.onnx   an ONNX model (export_onnx.py; the optional extra `pip install charrnn[onnx]`)
-    model.npz    a charrnn checkpoint of the weights as the page stores them (rounded by
-                 --weights), for `charrnn eval` and `sample` to measure what rounding costs
+    model.npz    a charrnn checkpoint of the weights alone, as the page stores them (rounded
+                 by --weights), for `charrnn eval` and `sample` to measure what rounding costs
 
 The format follows the output's extension, or `format`. An export is a view of a checkpoint: it
 reads the same arrays, in the layout docs/files.md documents, and is tested against charrnn
@@ -18,6 +18,7 @@ Every file is written to a temporary name in its folder, then renamed: an export
 leaves nothing behind.
 """
 
+import dataclasses
 import os
 import tempfile
 from dataclasses import dataclass
@@ -75,8 +76,17 @@ def export(ckpt, output, fmt=None, weights="float32"):
     else:
         data = None
     path = Path(output)
-    size = _write(path, data, rounded(ckpt, weights) if fmt == "npz" else None)
+    size = _write(path, data, _weights_only(rounded(ckpt, weights), weights)
+                  if fmt == "npz" else None)
     return Exported(path, fmt, weights, size)
+
+
+def _weights_only(ckpt, weights):
+    """A checkpoint of ckpt's weights alone, to score, sample or start a run from (--init-from):
+    no optimizer state, RNG or carried state (rounded weights are not a run to resume); its info
+    says how they were rounded."""
+    return dataclasses.replace(ckpt, optim_state={}, rng_state=None, hidden_state=None,
+                               info={**ckpt.info, "exported_weights": weights})
 
 
 def _check_page_size(output, data, weights):

@@ -89,6 +89,10 @@ def test_npz_export_is_a_checkpoint_of_the_rounded_weights(run, tmp_path):
     assert all(np.array_equal(back.params[k], expected.params[k]) for k in model.params)
     assert not np.array_equal(back.params["Wh"], model.params["Wh"])
     assert back.vocab == model.vocab and back.model_cfg == model.model_cfg
+    # the weights alone: no optimizer state, RNG or carried state (not a run to resume)
+    assert back.optim_state == {} and back.rng_state is None and back.hidden_state is None
+    assert back.info["exported_weights"] == "int8"
+    assert out.stat().st_size < (run / "best.npz").stat().st_size / 2
     # it is scored and sampled like any checkpoint: rounding costs little on this model
     original, small = charrnn.score(model, TEXT[:500]), charrnn.score(back, TEXT[:500])
     assert abs(small["loss"] - original["loss"]) < 0.01
