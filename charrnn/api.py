@@ -46,7 +46,8 @@ __all__ = ["fit", "dry_run", "check_arguments", "load", "generate", "sampler", "
 
 
 def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=None,
-        new_text=False, rng_seed=None, progress=False, log=None, runs_dir=runs.RUNS_DIR, **keys):
+        new_text=False, rng_seed=None, progress=False, log=None, runs_dir=runs.RUNS_DIR,
+        on_evaluation=None, **keys):
     """Train a run, as `charrnn train`; returns its summary (what `train --json` prints).
 
     file: the UTF-8 training text (None: the built-in corpus; with resume, the run's own text).
@@ -57,7 +58,10 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     weights start a new run. new_text: with resume, go on with file, another text (the weights,
     optimizer state and iteration carried on; the text read from its beginning; see plan.py).
     progress: show the tqdm bar on stderr; log: a function that takes each log line
-    (evaluations, notes), or None for silence.
+    (evaluations, notes), or None for silence. on_evaluation: a function called with each
+    evaluation's metrics record (a dict, as metrics.jsonl holds it) once it and last.npz are
+    written; a str it returns stops the run there, that reason kept in the summary's `stopped`
+    and notes (e.g. a search pruning a trial); the run can be resumed as any other.
     """
     from .plan import plan
     from .train import train
@@ -68,7 +72,8 @@ def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=Non
     try:
         return train(run.corpus, run.model_cfg, run.train_cfg, run.run_dir, rng_seed=rng_seed,
                      progress=progress, log=log, resume=run.resume, init_from=run.init_from,
-                     changed=run.changed, started=started, notes=run.notes)
+                     changed=run.changed, started=started, notes=run.notes,
+                     on_evaluation=on_evaluation)
     finally:
         run.release()
 

@@ -364,6 +364,7 @@ class _Training:
         self.text_start = self.run.info.get("text_start", 0)
         self.passes_before = self.run.info.get("passes_before", 0)
         self.losses = _Losses(weighted=self.batches.scored is not None)
+        self.stopped = None                # why the caller stopped the run (on_evaluation)
 
     def zero_state(self):
         """The carried state at the start of a pass: zeros."""
@@ -421,7 +422,8 @@ class _Training:
     def save(self, val_loss, val_accuracy, lr, seconds):
         """Write an evaluation: its row to metrics.jsonl (with the training loss since the last
         one, and lr, the latest update's learning rate), last.npz, and best.npz if val_loss is
-        the lowest yet. seconds: the run's training seconds. Returns the line to log."""
+        the lowest yet. seconds: the run's training seconds. Returns the record and the line to
+        log."""
         run, info = self.run, self.run.info
         record = {"iteration": run.iteration, "train_loss": self.losses.mean(),
                   "val_loss": val_loss, "learning_rate": lr, "seconds": round(seconds, 3)}
@@ -440,9 +442,9 @@ class _Training:
                             dataclasses.replace(ckpt, params=self.eval_params()))
         train_loss = "-" if record["train_loss"] is None else f"{record['train_loss']:.4f}"
         accuracy = "" if val_accuracy is None else f"  accuracy {100 * val_accuracy:.2f} %"
-        return (f"iter {run.iteration}/{self.cfg.max_iters}  train {train_loss}  "
-                f"val {val_loss:.4f}{accuracy}{'  (best)' if improved else ''}  "
-                f"{record['seconds']:.0f}s")
+        return record, (f"iter {run.iteration}/{self.cfg.max_iters}  train {train_loss}  "
+                        f"val {val_loss:.4f}{accuracy}{'  (best)' if improved else ''}  "
+                        f"{record['seconds']:.0f}s")
 
     def measure(self, shards):
         """Seconds that an iteration, a validation pass and a checkpoint write take here."""
@@ -469,10 +471,12 @@ class _Training:
 
 # ----------------------------------------------------------------------------- the loop
 
-def _loop(t, clock, rollback, out, shards, stop):
+def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
     """Iterate t (a _Training) to max_iters, or until clock says time is up, evaluating and
     writing the checkpoints every eval_every and at the end; stop (a _SignalFlag) ends it
-    between two iterations with Interrupted, rollback gives up with TrainingError."""
+    between two iterations with Interrupted, rollback gives up with TrainingError, and
+    on_evaluation (called with each evaluation's metrics record) ends it when it returns a
+    reason."""
     run, cfg, batches, losses = t.run, t.cfg, t.batches, t.losses
     cell, dropout = t.model_cfg.model, t.model_cfg.dropout
     lr = None                          # the latest update's learning rate
@@ -517,18 +521,31 @@ def _loop(t, clock, rollback, out, shards, stop):
             elif run.iteration % cfg.eval_every and run.iteration != cfg.max_iters:
                 continue
             # evaluate on the validation text and write the checkpoints (every eval_every, at
-            # the end, and when time is up)
-            val_loss, val_accuracy = t.validate(shards)
-            if t.diverged(val_loss):
-                # the update itself overflowed or blew the model up: the same policy as for a loss
-                losses.clear()
-                out.say(rollback.roll_back(run, f"validation loss {val_loss:.6g} at iteration "
-                                                f"{run.iteration}{t.beyond(val_loss)}"))
-            else:
-                line = t.save(val_loss, val_accuracy, lr, out.seconds())
-                rollback.checkpointed(t.out_dir / LAST)
-                out.say(line)
+            # the end, and when time is up); the caller may stop the run there
+            record = _evaluate(t, rollback, out, shards, lr)
             out.rewind(run.iteration)
+            if record is not None and on_evaluation is not None:
+                t.stopped = on_evaluation(record)
+                if t.stopped:
+                    out.say(f"stopped at iteration {run.iteration:,}: {t.stopped}")
+                    break
+
+
+def _evaluate(t, rollback, out, shards, lr):
+    """Score the validation text; a finite model within the bound is written (metrics row,
+    last.npz, best.npz) and becomes the state to roll back to, else roll back. Returns the
+    metrics record, or None after a rollback."""
+    val_loss, val_accuracy = t.validate(shards)
+    if t.diverged(val_loss):
+        # the update itself overflowed or blew the model up: the same policy as for a loss
+        t.losses.clear()
+        out.say(rollback.roll_back(t.run, f"validation loss {val_loss:.6g} at iteration "
+                                          f"{t.run.iteration}{t.beyond(val_loss)}"))
+        return None
+    record, line = t.save(val_loss, val_accuracy, lr, out.seconds())
+    rollback.checkpointed(t.out_dir / LAST)
+    out.say(line)
+    return record
 
 
 def _plan(t, clock, shards, say):
@@ -586,14 +603,16 @@ def _summary(t, out, clock, notes, resumed, changed):
         "vocab_size": len(t.corpus.vocab),
         "lr_scale": info["lr_scale"],
         "config": as_dict(t.model_cfg, cfg),
+        "stopped": t.stopped,
         "notes": list(t.corpus.notes) + list(notes) + (
             [f"time {cfg.time} was up at iteration {run.iteration:,} of the "
-             f"{cfg.max_iters:,} planned"] if clock.out_of_time else []),
+             f"{cfg.max_iters:,} planned"] if clock.out_of_time else []) + (
+            [f"stopped at iteration {run.iteration:,}: {t.stopped}"] if t.stopped else []),
     }
 
 
 def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, log=None,
-          resume=None, init_from=None, changed=(), started=None, notes=()):
+          resume=None, init_from=None, changed=(), started=None, notes=(), on_evaluation=None):
     """Train on corpus (a data.Corpus) and write the run to out_dir (made and owned by the
     caller: runs.py).
 
@@ -603,6 +622,8 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     log: a function taking one line of text (evaluations, notes), or None.
     started: when a time budget (train_cfg.time) began, as time.monotonic(); default now.
     notes: lines about the run to say first and keep in the summary (e.g. what auto.py chose).
+    on_evaluation: called with each evaluation's metrics record once it is written (last.npz
+    too); a str it returns stops the run there, with that reason (the summary's `stopped`).
     Returns the summary dict (also what `train --json` prints).
     """
     started = time.monotonic() if started is None else started
@@ -628,7 +649,7 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
             if train_cfg.time:
                 _plan(t, clock, shards, out.say)
             # iterations, with an evaluation and checkpoints every eval_every and at the end
-            _loop(t, clock, rollback, out, shards, stop)
+            _loop(t, clock, rollback, out, shards, stop, on_evaluation)
     finally:      # the starting state is only kept until the run has a checkpoint
         (t.out_dir / START).unlink(missing_ok=True)
     return _summary(t, out, clock, notes, resumed, changed)

@@ -226,3 +226,26 @@ def test_presets_are_the_shipped_configs():
     assert charrnn.presets() == sorted(p.stem for p in shipped.glob("*.yaml"))
     result = invoke(["train", "-h"], catch_exceptions=False)
     assert "".join(", ".join(charrnn.presets()).split()) in "".join(result.stdout.split())
+
+
+def test_fit_stops_where_on_evaluation_says_and_resumes(text_file, tmp_path):
+    """A caller (e.g. a search pruning a trial) can end a run at an evaluation: it ends cleanly
+    there, says why, and resumes like any run."""
+    seen = []
+
+    def prune_at_six(record):
+        seen.append(record)
+        return "pruned by the test" if record["iteration"] == 6 else None
+
+    lines = []
+    summary = charrnn.fit(text_file, out=tmp_path / "run", rng_seed=0, log=lines.append,
+                          on_evaluation=prune_at_six, **dict(KEYS, eval_every=3))
+    assert [r["iteration"] for r in seen] == [3, 6] and summary["iterations"] == 6
+    assert summary["stopped"] == "pruned by the test"
+    assert summary["notes"][-1] == "stopped at iteration 6: pruned by the test"
+    assert "stopped at iteration 6: pruned by the test" in lines
+    rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r) for r in rows] == seen
+    assert charrnn.load(tmp_path / "run" / "last.npz").iteration == 6
+    more = charrnn.fit(resume=tmp_path / "run")
+    assert more["iterations"] == 12 and more["stopped"] is None
