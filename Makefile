@@ -24,8 +24,8 @@ demo: $(STAMP) ## Train a small LSTM on the built-in corpus (~1 min), then print
 	$(BIN)/charrnn train --config configs/demo.yaml --out runs/demo --rng-seed 0
 	$(BIN)/charrnn sample --checkpoint runs/demo --seed "def " -n 300 --temperature 0.8 --rng-seed 0
 
-test: $(STAMP) ## Run the test suite (not the slow or browser tests)
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+test: $(STAMP) ## Run the test suite (not the slow, browser or PostgreSQL tests)
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not postgres"
 
 test-all: $(STAMP) ## Run every test, the slow end-to-end runs included
 	$(BIN)/python -m pytest -q

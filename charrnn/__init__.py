@@ -1,7 +1,7 @@
 """charrnn: character-level RNN, LSTM and GRU language models, trained on a CPU in NumPy.
 
 The Python API (charrnn/api.py): fit, dry_run, load, generate, sampler, score, score_files,
-view, plot_runs, export, write_page, presets, and the errors they raise (charrnn/errors.py).
+view, plot_runs, export, write_page, presets, tune, tune_results, and the errors they raise (charrnn/errors.py).
 They are imported on first use, so that `charrnn --help` does not wait for NumPy.
 """
 
@@ -9,10 +9,12 @@ __version__ = "0.1.0"
 
 _API = {
     **dict.fromkeys(["fit", "dry_run", "load", "generate", "sampler", "score", "score_files",
-                     "view", "plot_runs", "export", "write_page", "presets"], "api"),
+                     "view", "plot_runs", "export", "write_page", "presets", "tune",
+                     "tune_results"], "api"),
     "Checkpoint": "checkpoint",
     **dict.fromkeys(["ConfigError", "ArgumentError", "DataError", "SeedError", "CheckpointError",
-                     "RunError", "TrainingError", "Interrupted", "ViewError", "ExportError"],
+                     "RunError", "TrainingError", "Interrupted", "ViewError", "ExportError",
+                     "TuneError"],
                    "errors"),
 }
 

@@ -15,6 +15,8 @@ each command parses its options, makes one call here and formats what it gets ba
     score, score_files     a text's figures; several files' (`eval`)
     view, plot_runs        the views (`viz`, `plot`), each a Page to write
     export                 a model as one HTML page, an ONNX model or a rounded checkpoint
+    tune, tune_results     a hyperparameter search, its trials runs (`tune`, `tune --show`;
+                           needs the tune extra: Optuna)
     write_page, presets    a view written to a file; the shipped config presets
 
 A model argument is a Checkpoint, a checkpoint file or run directory, or None: the run under
@@ -24,8 +26,9 @@ Errors (charrnn/errors.py; all but Interrupted subclass ValueError or RuntimeErr
 ConfigError (a config key, type or value; ArgumentError: arguments that cannot go together),
 DataError (an unusable text; SeedError: a seed the model cannot read), CheckpointError (an
 unreadable checkpoint), RunError (a run directory in use, holding a run, or not writable),
-TrainingError (training kept diverging), ViewError (a view's start or units), Interrupted
-(SIGINT or SIGTERM during fit; last.npz was written).
+TrainingError (training kept diverging), ViewError (a view's start or units), TuneError (a
+study that cannot be opened or joined), Interrupted (SIGINT or SIGTERM during fit or tune;
+last.npz was written).
 
 NumPy and the training code are imported inside the functions, so that `charrnn --help`, which
 imports this module, stays quick.
@@ -42,7 +45,7 @@ from .errors import DataError, SeedError
 
 __all__ = ["fit", "dry_run", "check_arguments", "load", "generate", "sampler", "score",
            "score_files", "view", "plot_runs", "export", "write_page", "presets", "parse_duration",
-           "Page"]
+           "tune", "tune_results", "Page"]
 
 
 def fit(file=None, *, config=None, sets=(), out=None, resume=None, init_from=None,
@@ -248,13 +251,22 @@ def view(file, model=None, *, start=0, length=10_000, neurons="auto", runs_dir=r
 
 def plot_runs(run_dirs, *, axis="iteration", fmt="svg"):
     """The chart of `charrnn plot`: the learning curves of the runs in run_dirs against axis
-    (iteration, seconds or chars), as SVG (fmt 'svg') or an HTML page with a table ('html')."""
+    (iteration, seconds or chars), as SVG (fmt 'svg') or an HTML page with a table ('html').
+    A tune directory stands for its trials' run directories (those with an evaluation)."""
     from .plot import read_run, render_html, render_svg
+    from .search import trial_dirs
 
-    found = [read_run(d) for d in run_dirs]
+    expanded, notes = [], []
+    for d in run_dirs:
+        trials = trial_dirs(d)
+        expanded += [d] if trials is None else trials[0]
+        notes += [] if trials is None else trials[1]
+    if not expanded:
+        raise DataError(f"{', '.join(map(str, run_dirs))}: no trial has an evaluation yet")
+    found = [read_run(d) for d in expanded]
     text = render_svg(found, axis) if fmt == "svg" else render_html(found, axis)
-    notes = tuple(note for run in found for note in getattr(run, "notes", ()))
-    return Page(text, "curves.svg", notes, runs=tuple(found))
+    notes += [note for run in found for note in getattr(run, "notes", ())]
+    return Page(text, "curves.svg", tuple(notes), runs=tuple(found))
 
 
 def write_page(path, text):
@@ -278,3 +290,37 @@ def export(model=None, output="model.html", *, fmt=None, weights="float32",
     ckpt, notes = _open(model, runs_dir)
     done = write(ckpt, output, fmt, weights)
     return dataclasses.replace(done, notes=notes + done.notes)
+
+
+def tune(file, *, trials=20, time_per_trial=None, out=None, space=None, config=None, sets=(),
+         storage=None, study=None, pruner="median", rng_seed=None, log=None,
+         runs_dir=runs.RUNS_DIR):
+    """A hyperparameter search, as `charrnn tune` (search.py; needs `pip install
+    charrnn[tune]`): runs trials, each a normal run in out/trial-NNNN trained as fit trains,
+    with settings drawn from space (a YAML file of config keys, each a list of choices or a
+    range {low, high, log, step}; None: a default space around charrnn's own choices), until
+    the study has exactly `trials` trials, however many processes work on it.
+
+    time_per_trial: each trial's budget ('30s'; the time key), else max_iters from config or
+    sets. config, sets: fixed keys, under the space's. out: the tune directory (default
+    runs_dir/tune-<file name>); storage: a database URL (postgresql://...) instead of the
+    journal file out/study.journal; study: the study's name (default: out's name); pruner:
+    'median', 'halving' or 'none'; rng_seed: every trial's seed, and the sampler's. log: a
+    function taking each line about the trials. Returns a search.Result: the trials ranked,
+    the best one, best.yaml (out/best.yaml). TuneError for a study that cannot be opened or
+    joined; Interrupted (the trial is marked failed, its run can be resumed)."""
+    from .search import prepare, target, tune as run
+
+    out = Path(out) if out is not None else Path(runs_dir) / f"tune-{Path(file).stem}"
+    search = prepare(file, trials, time_per_trial, space, config, sets, pruner, rng_seed)
+    return run(search, target(out, storage, study), fit, log)
+
+
+def tune_results(out, *, storage=None, study=None):
+    """The trials of a tune's study, ranked, as `charrnn tune --show`: a search.Result (its
+    as_json() is what --json prints). out: the tune directory (its journal file), or with
+    storage, the database URL; study: its name (default: out's name, or a journal's only
+    study). TuneError for a directory or study that does not exist."""
+    from .search import results, target
+
+    return results(target(out, storage, study))

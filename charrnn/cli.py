@@ -1,4 +1,4 @@
-"""The charrnn command line: train, sample, eval, viz, plot.
+"""The charrnn command line: train, sample, eval, viz, plot, export, tune.
 
 stdout carries data only (generated text, JSON); progress bars, logs and errors go to stderr.
 
@@ -24,7 +24,8 @@ import click
 
 from . import __version__, api
 from .errors import (ArgumentError, CheckpointError, ConfigError, DataError, ExportError,
-                     Interrupted, RunError, SeedError, TrainingError, ViewError, format_chars)
+                     Interrupted, RunError, SeedError, TrainingError, TuneError, ViewError,
+                     format_chars)
 
 
 class ConfigProblem(click.ClickException):
@@ -141,12 +142,12 @@ def train(file, config_path, sets, out, resume_dir, new_text, init_from, budget,
                    err=True)
 
 
-def _check_time(value):
+def _check_time(value, option="--time"):
     if value is not None:
         try:
             api.parse_duration(value)
         except ConfigError as e:
-            raise click.BadParameter(str(e).removeprefix("time "), param_hint="--time") from None
+            raise click.BadParameter(str(e).removeprefix("time "), param_hint=option) from None
     return value
 
 
@@ -495,3 +496,102 @@ def export(run, output, fmt, weights):
     _say(done.notes)
     click.echo(f"wrote {done.path} ({done.bytes:,} bytes; {done.format}, {done.weights} "
                "weights)", err=True)
+
+
+@cli.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--trials", type=click.IntRange(min=1), metavar="N",
+              help="Trials in the study, in all: every worker stops when it has N (complete, "
+                   "pruned or failed). Default: 20.")
+@click.option("--time-per-trial", metavar="DURATION",
+              callback=lambda c, p, v: _check_time(v, "--time-per-trial"),
+              help="Each trial's time budget (30s, 10m: the time config key). Without it, "
+                   "give max_iters with --set or --config.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="The tune directory: the study's journal, trial-NNNN run directories, "
+                   "best.yaml. Workers given the same one join one study. Default: "
+                   "runs/tune-<file name>.")
+@click.option("--space", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="YAML",
+              help="The search space: config keys, each a list of choices or a range {low, "
+                   "high, log, step}. Default: one around charrnn's own choices.")
+@click.option("--config", "config_path", metavar="YAML|PRESET",
+              help="Config keys every trial gets (the space's keys win over them).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="A config key every trial gets; repeatable. Wins over --config.")
+@click.option("--storage", metavar="URL",
+              help="A database for the study (postgresql://user@host/db), for workers on many "
+                   "machines. Default: the journal file DIR/study.journal.")
+@click.option("--study", metavar="NAME", help="The study's name. Default: DIR's name.")
+@click.option("--pruner", type=click.Choice(["median", "halving", "none"]),
+              help="Stop trials behind the others: at the median of the earlier trials at the "
+                   "same evaluation, by successive halving, or never. Default: median.")
+@click.option("--show", "show_dir", type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR", help="Print the trials of the tune in DIR, ranked, and stop.")
+@rng_seed_option
+@json_option
+def tune(file, trials, time_per_trial, out, space, config_path, sets, storage, study, pruner,
+         show_dir, rng_seed, as_json):
+    """Search for good settings: train many runs (trials) with settings drawn from a space.
+
+    Each trial is a normal run in DIR/trial-NNNN; trials behind the others are pruned. Run the
+    same command in several terminals or machines to share the work. At the end, the trials
+    ranked (stdout) and the best settings in DIR/best.yaml.
+
+    \b
+    Example:
+        charrnn tune input.txt --trials 30 --time-per-trial 1m --out runs/tune
+        charrnn tune input.txt --space space.yaml --set max_iters=500 --out runs/tune
+        charrnn tune --show runs/tune
+    """
+    tuning = {"FILE": file, "--trials": trials, "--time-per-trial": time_per_trial,
+              "--out": out, "--space": space, "--config": config_path, "--set": sets or None,
+              "--pruner": pruner, "--rng-seed": rng_seed}
+    if show_dir is not None and any(v is not None for v in tuning.values()):
+        given = [name for name, v in tuning.items() if v is not None]
+        raise click.UsageError(f"--show only reads a tune's trials: it cannot be combined with "
+                               f"{', '.join(given)}")
+    if show_dir is None and file is None:
+        raise click.UsageError("FILE is needed: the text the trials train on (or --show DIR to "
+                               "see a tune's trials)")
+    log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
+    try:
+        if show_dir is not None:
+            result = api.tune_results(show_dir, storage=storage, study=study)
+        else:
+            result = api.tune(file, trials=trials or 20, time_per_trial=time_per_trial,
+                              out=out, space=space, config=config_path, sets=sets,
+                              storage=storage, study=study, pruner=pruner or "median",
+                              rng_seed=rng_seed, log=log)
+    except (*EXPECTED, TuneError) as e:
+        raise _fail(e) from None
+    except Interrupted as e:
+        click.echo(f"Interrupted at iteration {e.iteration}: saved {e.checkpoint}; the trial is "
+                   "marked failed; run the same command to go on with the study", err=True)
+        sys.exit(130 if e.signum == signal.SIGINT else 143)
+    click.echo(json.dumps(result.as_json()) if as_json else "\n".join(_tune_text(result)))
+
+
+def _tune_text(result):
+    """tune's text: the study and its counts, a line per trial, ranked, and the best."""
+    words = {"COMPLETE": "complete", "PRUNED": "pruned", "RUNNING": "running",
+             "WAITING": "waiting", "FAIL": "failed"}
+    counts = ", ".join(f"{n} {words[state]}" for state, n in result.counts().items() if n)
+    lines = [f"study {result.study!r} ({result.storage}): {_count(len(result.trials), 'trial')}"
+             + (f": {counts}" if counts else ""),
+             "rank  trial  state     value (nats/char)  seconds  params"]
+    for rank, t in enumerate(result.trials, 1):
+        value = "-" if t["value"] is None else f"{t['value']:.4f}"
+        seconds = "-" if t["seconds"] is None else f"{t['seconds']:.1f}"
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in t["params"].items())
+        reason = f"  ({t['reason']})" if t["reason"] and t["state"] != "COMPLETE" else ""
+        lines.append(f"{rank:4d}  {t['number']:5d}  {t['state']:<8}  {value:>17}  "
+                     f"{seconds:>7}  {params}{reason}")
+    best = result.best
+    if best is not None:
+        where = (f"; its settings: {result.best_config} (charrnn train FILE --config "
+                 f"{result.best_config})" if result.best_config else "")
+        lines.append(f"best: trial {best['number']}, validation loss {best['value']:.4f} "
+                     f"nats/char{where}")
+    return lines

@@ -59,6 +59,12 @@ class ExportError(RuntimeError):
     what to pip install), or the model is too large for the format."""
 
 
+class TuneError(RuntimeError):
+    """A study that cannot be opened or joined: its storage unreachable (the message names it,
+    without a password), a study or tune directory that does not exist, a tune with another
+    space, keys or text than the study's, or the tune extra not installed."""
+
+
 class ViewError(ValueError):
     """A view request the model or the text cannot satisfy; `argument` names the input at fault
     ('start' or 'neurons')."""
