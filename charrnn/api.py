@@ -309,8 +309,11 @@ def tune(file, *, trials=20, time_per_trial=None, out=None, space=None, config=N
     function taking each line about the trials. Returns a search.Result: the trials ranked,
     the best one, best.yaml (out/best.yaml). TuneError for a study that cannot be opened or
     joined; Interrupted (the trial is marked failed, its run can be resumed)."""
+    from .errors import ArgumentError
     from .search import prepare, target, tune as run
 
+    if file is None:
+        raise ArgumentError("tune needs the text its trials train on: file")
     out = Path(out) if out is not None else Path(runs_dir) / f"tune-{Path(file).stem}"
     search = prepare(file, trials, time_per_trial, space, config, sets, pruner, rng_seed)
     return run(search, target(out, storage, study), fit, log)

@@ -263,12 +263,10 @@ def target(out, storage=None, study=None):
 def _with_driver(url):
     """url, a postgresql:// one naming psycopg2 where it is installed (charrnn[tune] installs
     it): SQLAlchemy 2.1 takes psycopg 3 for a URL without a driver, 2.0 psycopg2."""
+    import importlib.util
+
     scheme, sep, rest = url.partition("://")
-    if sep and scheme in ("postgresql", "postgres"):
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            return url
+    if sep and scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg2"):
         return f"postgresql+psycopg2://{rest}"
     return url
 
@@ -441,8 +439,8 @@ def worker_gone(record):
         return True         # asked for, then died before it could say who it was
     if record.get("host") != socket.gethostname():
         return False
-    path = Path(record.get("dir", ""))
-    if not path.is_dir():
+    path = Path(record["dir"]) if record.get("dir") else None
+    if path is None or not path.is_dir():     # no lock to try: is its process there?
         try:
             os.kill(record["pid"], 0)
         except ProcessLookupError:
@@ -500,8 +498,8 @@ def open_study(where, lock, search, storage):
 
 def _differences(recorded, setup):
     """What differs between a study's recorded setup and a tune's, in words ('' if nothing)."""
-    if recorded.get("text") != setup["text"]:
-        there = recorded.get("text") or {}
+    there = recorded.get("text") or {}
+    if there.get("sha256") != setup["text"]["sha256"]:    # the bytes, whatever the file's name
         return (f"another text ({there.get('name')}, SHA-256 {str(there.get('sha256'))[:16]}...; "
                 f"this one is {setup['text']['sha256'][:16]}...)")
     for part, words in (("space", "another search space"), ("fixed", "other fixed keys")):
@@ -711,6 +709,7 @@ def tune(search, where, fit, log=None):
         where.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunError(f"{where.out}: cannot make the tune directory: {e.strerror}") from None
+    _check_directory(where)
     with _quiet(optuna), Worker(where.out) as worker:
         with lock:       # a fresh database's tables are made by one worker at a time
             storage = open_storage(where)
@@ -720,6 +719,19 @@ def tune(search, where, fit, log=None):
             run_trial(study, *claimed, search, storage, fit, say)
         with lock:
             return _result(study, where, storage, search.n_trials, write_best=True)
+
+
+def _check_directory(where):
+    """TuneError if the tune directory holds another study's trials (their trial-NNNN
+    directories would be this study's)."""
+    for path in sorted(where.out.glob(f"trial-*/{TRIAL_JSON}"))[:1]:
+        try:
+            other = json.loads(path.read_text(encoding="utf-8")).get("study")
+        except (OSError, ValueError):
+            continue
+        if other is not None and other != where.name:
+            raise TuneError(f"{where.out}: holds the trials of study {other!r}; give study "
+                            f"{where.name!r} another --out (or --study {other} to join that one)")
 
 
 def results(where):

@@ -177,6 +177,15 @@ def test_a_trial_behind_the_others_is_pruned_and_says_so(tmp_path, text):
     assert [t["params"] for t in again.trials] == [t["params"] for t in result.trials]
 
 
+def test_successive_halving_prunes_the_trials_behind(tmp_path, text):
+    space = write_space(tmp_path / "s.yaml", "learning_rate: [1.0e-4, 5.0e-2]\n")
+    result = charrnn.tune(text, trials=6, space=space, out=tmp_path / "t", sets=FIXED, rng_seed=2,
+                          pruner="halving")
+    states = {t["number"]: (t["state"], t["params"]["learning_rate"]) for t in result.trials}
+    assert states == {0: ("COMPLETE", 5e-2), 1: ("COMPLETE", 5e-2), 2: ("PRUNED", 1e-4),
+                      3: ("PRUNED", 1e-4), 4: ("PRUNED", 1e-4), 5: ("COMPLETE", 5e-2)}
+
+
 def test_a_time_per_trial_sizes_the_evaluations_to_the_budget(tmp_path, text, space):
     result = charrnn.tune(text, trials=2, space=space, out=tmp_path / "t", time_per_trial="1s",
                           sets=("model=gru", "num_layers=1", "seq_length=16", "threads=1"),
@@ -273,6 +282,14 @@ def test_a_tune_with_another_space_keys_or_text_is_refused(tmp_path, text, space
         f"Error: {journal}: study 't' was made with another text (words.txt, SHA-256 "
         f"{sha[:16]}...; this one is ")
     assert len(charrnn.tune_results(out).trials) == 1      # nothing was added
+
+
+def test_a_tune_directory_holds_one_studys_trials(tmp_path, text, space):
+    out = tmp_path / "t"
+    charrnn.tune(text, trials=1, space=space, out=out, sets=FIXED)
+    assert_fails(invoke(tune_args(text, space, out, 2, "--study", "other")), 1,
+                 f"Error: {out}: holds the trials of study 't'; give study 'other' another --out "
+                 "(or --study t to join that one)\n")
 
 
 def test_a_storage_that_cannot_be_reached_is_one_line_without_its_password(tmp_path, text, space):
