@@ -1,7 +1,9 @@
 """Exports: a checkpoint as a file that runs without charrnn (`charrnn export`).
 
     model.html   one self-contained page that writes with the model in the browser
-                 (export_html.py): the weights inside it, a sampler in plain JavaScript
+                 (export_html.py): the weights inside it, a sampler in JavaScript with its
+                 matrix products in a WebAssembly SIMD kernel (the JavaScript loop its
+                 fallback)
     model.onnx   an ONNX model (export_onnx.py; the optional extra `pip install charrnn[onnx]`)
     model.npz    a charrnn checkpoint of the weights alone, as the page stores them (rounded
                  by --weights), for `charrnn eval` and `sample` to measure what rounding costs

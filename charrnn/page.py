@@ -29,11 +29,12 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 """
 
 
-def html_page(title, style, body, script=""):
+def html_page(title, style, body, script="", csp=CSP):
     """A whole HTML document: title (plain text), style (CSS added after BASE_STYLE), body (HTML),
-    script (inline JavaScript, or none)."""
+    script (inline JavaScript, or none), csp (its Content-Security-Policy: the views' CSP unless a
+    page needs more, as export_html's page does to compile its WebAssembly)."""
     parts = ["<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
-             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">\n",
+             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n",
              "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
              f"<title>{html.escape(title)}</title>\n<style>\n{BASE_STYLE}{style}</style>\n",
              "</head>\n<body>\n", body]

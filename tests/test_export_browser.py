@@ -1,9 +1,12 @@
 """The page of `charrnn export -o model.html` in headless Chromium (as test_browser.py drives
 it): it loads from file:// with no console message, its greedy text is `charrnn sample
 --greedy`'s, character for character, for trained 2-layer RNN, LSTM and GRU models and every
---weights (against the rounded .npz), the keys and buttons drive it, a link's fragment starts
-it, it writes while staying responsive, and it is seen (a screenshot). The speed of the
-preset's 2 x 384 GRU is measured and printed, never asserted."""
+--weights (against the rounded .npz), with its WebAssembly kernel and with its JavaScript loop;
+the kernel's products are the loop's, bit for bit; without the kernel (no SIMD, no WebAssembly,
+or a policy that refuses it) it runs the loop and says why; the keys and buttons drive it, a
+link's fragment starts it, it writes while staying responsive, and it is seen (a screenshot).
+The speed of the preset's 2 x 384 GRU, kernel and loop, is measured and printed, never
+asserted."""
 
 import base64
 import re
@@ -18,7 +21,8 @@ from charrnn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from charrnn.config import ModelConfig, TrainConfig
 from charrnn.data import Vocab
 from charrnn.rounding import WEIGHTS
-from charrnn.export_html import SCRIPT
+from charrnn.export_html import KERNEL_WASM, PAGE_CSP, SCRIPT
+from charrnn.page import CSP
 from charrnn.model import init_params
 from charrnn.sample import Stepper
 
@@ -29,6 +33,7 @@ from view_helpers import make_checkpoint
 pytestmark = pytest.mark.browser
 
 CELLS = ("rnn", "lstm", "gru")
+KERNELS = ("wasm", "js")   # the WebAssembly kernel (the page's own choice here), the JS loop
 N = 500                 # greedy characters compared
 SEED = "The "
 POEM = """The Owl and the Pussy-cat went to sea
@@ -141,6 +146,17 @@ def problems(browser):
     return found
 
 
+def write_greedy(browser, page, seed, n, kernel):
+    """The page's greedy text, written with `kernel`: "wasm" is the page's own choice (checked),
+    "js" the link's switch to the JavaScript loop."""
+    link = f"file://{page}#seed={quote(seed, safe='')}&n={n}&greedy=1"
+    load(browser, link + ("&kernel=js" if kernel == "js" else ""))
+    done, text, _ = wait(browser)
+    assert done == "done" and problems(browser) == []
+    assert browser.js("document.getElementById('status').dataset.kernel") == kernel
+    return text
+
+
 def first_difference(a, b):
     k = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return f"first difference at {k}: {a[max(0, k - 20):k + 20]!r} vs {b[max(0, k - 20):k + 20]!r}"
@@ -169,14 +185,13 @@ def test_greedy_text_is_charrnn_samples(trained, browser, cell, weights, tmp_pat
     checkpoint = run if weights == "float32" else export(run, tmp_path / "rounded.npz", weights)
     want = greedy(checkpoint, SEED, N)
     assert len({want[i:i + 12] for i in range(len(want) - 12)}) > 100   # not a short loop
-    load(browser, f"file://{page}#seed={quote(SEED)}&n={N}&greedy=1")
-    done, text, _ = wait(browser)
-    assert done == "done" and problems(browser) == []
-    assert text == want, first_difference(text, want)
+    for kernel in KERNELS:
+        text = write_greedy(browser, page, SEED, N, kernel)
+        assert text == want, f"{kernel}: {first_difference(text, want)}"
     with capsys.disabled():
         gap = smallest_gap(load_checkpoint(checkpoint), SEED, N)
-        print(f"\n  {cell} {weights}: the page's {N} greedy characters are charrnn's; smallest "
-              f"gap between the two best logits on the way: {gap:.3g}")
+        print(f"\n  {cell} {weights}: the page's {N} greedy characters are charrnn's, with the "
+              f"kernel and the JS loop; smallest gap between the two best logits: {gap:.3g}")
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -192,13 +207,97 @@ def test_greedy_text_of_random_models_is_charrnn_samples(browser, cell, layers, 
     page = export(tmp_path / "model.npz", tmp_path / "model.html")
     seed = 'Speak, "speak" <b>&amp;</b> (1/2)?\n'
     want = greedy(tmp_path / "model.npz", seed, 4 * N)
-    load(browser, f"file://{page}#seed={quote(seed, safe='')}&n={4 * N}&greedy=1")
-    done, text, _ = wait(browser)
-    assert done == "done" and problems(browser) == []
-    assert text == want, first_difference(text, want)
+    for kernel in KERNELS:
+        text = write_greedy(browser, page, seed, 4 * N, kernel)
+        assert text == want, f"{kernel}: {first_difference(text, want)}"
     with capsys.disabled():
-        print(f"\n  random {layers} x 64 {cell}: {4 * N} greedy characters are charrnn's; "
-              f"smallest gap between the two best logits: {smallest_gap(ckpt, seed, 4 * N):.3g}")
+        print(f"\n  random {layers} x 64 {cell}: {4 * N} greedy characters are charrnn's, with "
+              f"the kernel and the JS loop; smallest gap between the two best logits: "
+              f"{smallest_gap(ckpt, seed, 4 * N):.3g}")
+
+
+def test_the_kernel_gives_the_js_loops_bits(browser, rng):
+    # the page's kernel and its JavaScript loop (the function itself, out of SCRIPT) on the same
+    # memory, and NumPy doing their float64 operations in their order: the same bits, on
+    # weights and inputs of exponents from 2^-20 to 2^20 (sums that round at every step)
+    product = re.search(r"\n  (function product\(W, b, x, y, rows, H\) \{.*?\n  \})\n",
+                        SCRIPT, re.S).group(1)
+    browser.send("Page.navigate", url="about:blank")
+    browser.js(f"""window.check = function (data, rows, H) {{
+      {product}
+      var bytes = Uint8Array.from(atob(data), function (c) {{ return c.charCodeAt(0); }});
+      var module = Uint8Array.from(atob("{KERNEL_WASM}"), function (c) {{ return c.charCodeAt(0); }});
+      var memory = new WebAssembly.Memory({{initial: Math.ceil((bytes.length + 16 * rows) / 65536)}});
+      var kernel = new WebAssembly.Instance(new WebAssembly.Module(module),
+                                            {{env: {{memory: memory}}}}).exports.product;
+      var buffer = memory.buffer, Wp = 0, bp = 4 * rows * H, xp = bp + 8 * rows, yp = xp + 4 * H;
+      new Uint8Array(buffer).set(bytes);
+      kernel(Wp, bp, xp, yp, rows, H);
+      var loop = new Float64Array(rows);
+      product(new Float32Array(buffer, Wp, rows * H), new Float64Array(buffer, bp, rows),
+              new Float32Array(buffer, xp, H), loop, rows, H);
+      var out = "", both = new Uint8Array(16 * rows);
+      both.set(new Uint8Array(buffer, yp, 8 * rows));
+      both.set(new Uint8Array(loop.buffer), 8 * rows);
+      for (var i = 0; i < both.length; i++) out += String.fromCharCode(both[i]);
+      return btoa(out);
+    }}""")
+
+    def spread(shape):
+        return (rng.standard_normal(shape) * 2.0 ** rng.integers(-20, 21, shape)).astype(np.float32)
+
+    for rows, H in [(8, 1), (8, 7), (24, 5), (72, 64), (1224, 384)]:
+        W, x = spread((rows, H)), spread(H)
+        b = spread(rows).astype(np.float64)
+        # the page's layout: eight rows interleaved, row 8q + r of column k at [(q H + k) 8 + r]
+        fused = W.reshape(rows // 8, 8, H).transpose(0, 2, 1).ravel()
+        data = fused.tobytes() + b.tobytes() + x.tobytes()
+        both = np.frombuffer(base64.b64decode(browser.js(
+            f"check('{base64.b64encode(data).decode()}', {rows}, {H})")), np.float64)
+        kernel, loop = both[:rows], both[rows:]
+        want = b.copy()
+        for k in range(H):   # the bias, then each product in k order, in float64
+            want += W[:, k].astype(np.float64) * np.float64(x[k])
+        assert np.array_equal(kernel.view(np.int64), loop.view(np.int64)), (rows, H)
+        assert np.array_equal(loop.view(np.int64), want.view(np.int64)), (rows, H)
+        assert not np.array_equal(want, b + W.astype(np.float32) @ x)   # float32 would differ
+    assert problems(browser) == []
+
+
+@pytest.mark.parametrize("without, why", [
+    ("WebAssembly.validate = function () { return false; };",
+     "this browser's WebAssembly has no SIMD"),
+    ("delete window.WebAssembly;", "this browser has no WebAssembly"),
+    ("views' policy", "WebAssembly was refused: CompileError")])
+def test_without_the_kernel_the_page_runs_the_js_loop(small_page, browser, tmp_path, without,
+                                                      why):
+    # a browser without SIMD or without WebAssembly (mimicked before the page's script runs),
+    # or the page under the views' policy, which has no 'wasm-unsafe-eval'
+    page, checkpoint = small_page
+    script = None
+    if without == "views' policy":
+        text = page.read_text(encoding="utf-8")
+        assert text.count(PAGE_CSP) == 1
+        page = tmp_path / "strict.html"
+        page.write_text(text.replace(PAGE_CSP, CSP), encoding="utf-8")
+    else:   # (the Page domain runs such scripts only while it is enabled)
+        browser.send("Page.enable")
+        script = browser.send("Page.addScriptToEvaluateOnNewDocument",
+                              source=without)["identifier"]
+    try:
+        load(browser, f"file://{page}#seed=ROMEO%3A&n=300&greedy=1")
+        done, text, status = wait(browser)
+        assert done == "done" and text == greedy(checkpoint, "ROMEO:", 300)
+        assert browser.js("[document.body.dataset.kernel, document.body.dataset.whyNoKernel, "
+                          "document.getElementById('status').dataset.kernel]") == \
+            ["js", why, "js"]
+        assert status.endswith(f" characters per second with JavaScript ({why}).")
+        browser.js("location.hash = '#seed=a&kernel=wasm'")
+        assert wait(browser)[::2] == ("error", f"the WebAssembly kernel cannot run: {why}")
+        assert problems(browser) == []
+    finally:
+        if script is not None:
+            browser.send("Page.removeScriptToEvaluateOnNewDocument", identifier=script)
 
 
 def test_the_pages_float16_decoder_is_exact(browser):
@@ -228,7 +327,7 @@ def test_the_page_loads_with_no_console_message(small_page, tmp_path):
     page, _ = small_page
     dom, console = chromium(tmp_path, "--dump-dom", f"file://{page}")
     assert console == []                 # no error, no CSP refusal, nothing logged
-    assert 'data-ready="1"' in dom and 'data-state="idle"' in dom
+    assert 'data-ready="1"' in dom and 'data-state="idle"' in dom and 'data-kernel="wasm"' in dom
     assert "Ready: type a seed and press Enter or Write." in dom
 
 
@@ -284,6 +383,7 @@ def test_keys_and_buttons_drive_the_page(small_page, browser):
     done, text, status = wait(browser)
     assert done == "done" and text == greedy(checkpoint, "ab\nc", 300)
     assert status.startswith("Wrote 300 characters in ")
+    assert status.endswith(" characters per second with WebAssembly SIMD.")
     assert browser.js("location.hash") == "#seed=ab%0Ac&n=300&greedy=1"   # a link to it
     # Enter in a number field writes; the text grows while the page answers; Esc stops it
     browser.js("document.getElementById('n').focus(); document.getElementById('n').select()")
@@ -341,7 +441,8 @@ def test_the_fragment_starts_writing_and_says_what_is_wrong(small_page, browser)
             ("#seed=a&top_p=1.5", 'top_p must be a number above 0, at most 1, not "1.5"'),
             ("#seed=%E2", "the link's seed is not URL-encoded text"),
             ("#colour=red", 'the link names an unknown setting, "colour"; settings: seed, n, '
-                            "temperature, top_k, top_p, greedy, rng_seed"),
+                            "temperature, top_k, top_p, greedy, rng_seed, kernel"),
+            ("#seed=a&kernel=gpu", 'kernel must be wasm or js, not "gpu"'),
             ("#seed=%E2%82%AC%C3%A9a", "the seed has characters not in the model's vocabulary: "
                                       '"\u00e9", "\u20ac"')]:
         browser.js(f"location.hash = '{fragment}'")
@@ -372,7 +473,8 @@ def test_screenshot_shows_the_form_and_the_text(trained, browser, tmp_path, caps
 @pytest.mark.parametrize("weights", WEIGHTS)
 def test_speed_of_the_presets_gru(browser, weights, tmp_path, capsys, record_property):
     """Characters per second of the 2 x 384 GRU of configs/shakespeare.yaml (untrained: the
-    speed is the same), as the page reports it; printed, not asserted."""
+    speed is the same), as the page reports it, with the kernel and with the JavaScript loop,
+    turn about, three times each: the medians are printed, not asserted."""
     vocab = Vocab(SHAKESPEARE_CHARS)
     ckpt = Checkpoint(params=init_params("gru", len(vocab), 384, 2, np.random.default_rng(0)),
                       vocab=vocab, model_cfg=ModelConfig(model="gru", hidden_size=384,
@@ -383,13 +485,22 @@ def test_speed_of_the_presets_gru(browser, weights, tmp_path, capsys, record_pro
     started = time.monotonic()
     load(browser, f"file://{page}")
     opened = time.monotonic() - started
-    browser.js("location.hash = '#n=2000&greedy=1'")
-    done, text, status = wait(browser)
-    assert done == "done" and len(text) == 1 + 2000
-    speed = int(browser.js("document.getElementById('status').dataset.charsPerSecond"))
-    assert speed > 0 and f"{speed:,} characters per second" in status
-    record_property("chars_per_second", speed)
+    speeds = {kernel: [] for kernel in KERNELS}
+    for _ in range(3):
+        for kernel in KERNELS:
+            browser.js(f"location.hash = '#n=2000&greedy=1&kernel={kernel}'")
+            done, text, status = wait(browser)
+            assert done == "done" and len(text) == 1 + 2000
+            assert browser.js("document.getElementById('status').dataset.kernel") == kernel
+            speed = int(browser.js("document.getElementById('status').dataset.charsPerSecond"))
+            assert speed > 0 and f"{speed:,} characters per second" in status
+            speeds[kernel].append(speed)
+    median = {kernel: sorted(runs)[1] for kernel, runs in speeds.items()}
+    for kernel in KERNELS:
+        record_property(f"chars_per_second_{kernel}", median[kernel])
     with capsys.disabled():
         print(f"\n  2 x 384 GRU, {weights}: {page.stat().st_size:,} bytes, opened in "
-              f"{opened:.2f} s, {speed:,} characters per second ({status})")
+              f"{opened:.2f} s; characters per second, median of 3: {median['wasm']:,} with the "
+              f"kernel {speeds['wasm']}, {median['js']:,} with the JS loop {speeds['js']} "
+              f"({median['wasm'] / median['js']:.1f}x)")
     assert problems(browser) == []

@@ -1,7 +1,8 @@
 """charrnn.export_html: the page of `charrnn export -o model.html`, in pure Python. It parses,
-refers to nothing outside it, carries the views' Content-Security-Policy, holds a manifest whose
-arrays decode (with the code docs/export.md gives) back to export.quantize's arrays for every
-weights format, shrinks from float32 to float16 to int8, and escapes what it shows. What the
+refers to nothing outside it, carries the views' Content-Security-Policy with WebAssembly allowed
+(and nothing else), holds a manifest whose arrays decode (with the code docs/export.md gives)
+back to export.quantize's arrays for every weights format, and a kernel whose bytes are its WAT
+source assembled, shrinks from float32 to float16 to int8, and escapes what it shows. What the
 page does in a browser is in test_export_browser.py."""
 
 import base64
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 
 from charrnn.rounding import WEIGHTS, dequantize, quantize, rounded
-from charrnn.export_html import ALIGN, PAGE_FORMAT, render_page
+from charrnn.export_html import (ALIGN, KERNEL_WASM, KERNEL_WAT, PAGE_CSP, PAGE_FORMAT,
+                                 render_page)
 from charrnn.page import CSP
 
 from cli_helpers import invoke
@@ -47,7 +49,7 @@ def test_the_page_parses_and_refers_to_nothing_outside_it(pages):
     _, page = pages["lstm", "int8"]
     parsed = Page(page)
     csp = [a["content"] for t, a in parsed.tags if a.get("http-equiv") == "Content-Security-Policy"]
-    assert csp == [CSP]
+    assert csp == [PAGE_CSP]
     for tag, attrs in parsed.tags:
         for name in ("src", "href", "srcset", "action", "poster", "formaction", "data"):
             value = attrs.get(name)
@@ -56,8 +58,75 @@ def test_the_page_parses_and_refers_to_nothing_outside_it(pages):
                          r"XMLHttpRequest|import\(|new Worker", page, re.I)
     assert "<link" not in page and "<iframe" not in page and "<img" not in page
     scripts = [attrs.get("type") for tag, attrs in parsed.tags if tag == "script"]
-    assert scripts == ["application/json", "application/octet-stream", None]   # one runs
-    assert page.count("</script>") == 3
+    assert scripts == ["application/json", "application/octet-stream", "application/wasm",
+                       None]   # one runs
+    assert page.count("</script>") == 4
+
+
+def directives(policy):
+    return {d.split()[0]: d.split()[1:] for d in policy.split("; ")}
+
+
+def test_the_pages_policy_is_the_views_with_webassembly_allowed():
+    # 'wasm-unsafe-eval' lets the page compile its kernel from bytes it holds; it allows no
+    # eval of JavaScript and no loading: default-src 'none' stays
+    page, views = directives(PAGE_CSP), directives(CSP)
+    assert page["script-src"] == views["script-src"] + ["'wasm-unsafe-eval'"]
+    assert {k: v for k, v in page.items() if k != "script-src"} == \
+        {k: v for k, v in views.items() if k != "script-src"}
+    assert views["default-src"] == ["'none'"] and "'wasm-unsafe-eval'" not in CSP
+    assert "'unsafe-eval'" not in PAGE_CSP.split()
+
+
+def sections(module):
+    """A WebAssembly module's sections, [(id, payload bytes)], after its 8-byte header."""
+    out, i = [], 8
+    while i < len(module):
+        section, i = module[i], i + 1
+        size = shift = 0
+        while True:   # the size, unsigned LEB128
+            byte, i = module[i], i + 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        out.append((section, module[i:i + size]))
+        i += size
+    assert i == len(module)
+    return out
+
+
+def test_the_kernel_is_a_module_that_needs_only_the_pages_memory():
+    module = base64.b64decode(KERNEL_WASM)
+    assert module[:8] == b"\0asm\x01\0\0\0"
+    found = dict(sections(module))
+    assert sorted(found) == [1, 2, 3, 7, 10]   # types, imports, functions, exports, code
+    # one import, env.memory (at least 1 page); one export, the function "product"
+    assert found[2] == b"\x01\x03env\x06memory\x02\x00\x01"
+    assert found[7] == b"\x01\x07product\x00\x00"
+    # product(W, b, x, y, rows, H): six i32 byte offsets and counts, no result
+    assert found[1] == b"\x01\x60\x06" + b"\x7f" * 6 + b"\x00"
+
+
+def test_the_kernels_bytes_are_its_wat_assembled():
+    wasmtime = pytest.importorskip("wasmtime", reason="the WAT assembler is wasmtime's (pip "
+                                   "install wasmtime; the test extra has it)")
+    assembled = bytes(wasmtime.wat2wasm(KERNEL_WAT))
+    # without the custom sections (the assembler's names of functions and locals)
+    want = assembled[:8] + b"".join(
+        bytes([section]) + _leb128(len(payload)) + payload
+        for section, payload in sections(assembled) if section != 0)
+    assert base64.b64decode(KERNEL_WASM) == want, \
+        f"KERNEL_WASM should be {base64.b64encode(want).decode()}"
+
+
+def _leb128(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
 
 
 def test_the_controls_have_labels_and_output_is_there(pages):
