@@ -37,3 +37,18 @@ def cpus(monkeypatch):
         monkeypatch.setattr(cores, "available_cpus", lambda: n)
         monkeypatch.setattr(cores, "env_threads", lambda environ=None: None)
     return set_cpus
+
+
+# charrnn tune's tests (test_tune*.py): a made-up text and a small search space
+@pytest.fixture
+def text(tmp_path):
+    from tune_helpers import write_text
+
+    return write_text(tmp_path / "words.txt")
+
+
+@pytest.fixture
+def space(tmp_path):
+    from tune_helpers import write_space
+
+    return write_space(tmp_path / "space.yaml")

@@ -19,16 +19,6 @@ from tune_helpers import FIXED, ROOT, tune_args, write_space, write_text
 USAGE = "[OPTIONS] [FILE]"
 
 
-@pytest.fixture
-def text(tmp_path):
-    return write_text(tmp_path / "words.txt")
-
-
-@pytest.fixture
-def space(tmp_path):
-    return write_space(tmp_path / "space.yaml")
-
-
 # ----------------------------------------------------------------------------- the space
 
 def test_a_space_file_maps_keys_to_choices_and_ranges(tmp_path):

@@ -16,8 +16,7 @@ import pytest
 import charrnn
 from charrnn import search
 from cli_helpers import assert_fails, invoke
-from tune_helpers import (FIXED, assert_exact_study, start_worker, study_workers, tune_args, write_space,
-                          write_text)
+from tune_helpers import FIXED, assert_exact_study, start_worker, study_workers, tune_args
 from test_tune_workers import SLOW_TRIALS, _evaluated, _wait_for
 
 pytestmark = pytest.mark.postgres
@@ -52,16 +51,6 @@ def postgres():
 @pytest.fixture
 def study():
     return f"test-{uuid.uuid4().hex[:12]}"         # a study of its own in the shared database
-
-
-@pytest.fixture
-def text(tmp_path):
-    return write_text(tmp_path / "words.txt")
-
-
-@pytest.fixture
-def space(tmp_path):
-    return write_space(tmp_path / "space.yaml")
 
 
 @pytest.mark.parametrize("workers", [2, 4])

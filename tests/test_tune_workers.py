@@ -11,21 +11,10 @@ import time
 import pytest
 
 import charrnn
-from tune_helpers import (assert_exact_study, start_worker, study_workers, trial_jsons, tune_args,
-                          write_space, write_text)
+from tune_helpers import assert_exact_study, start_worker, study_workers, trial_jsons, tune_args
 
 SLOW_TRIALS = ("max_iters=400", "eval_every=20", "model=gru", "num_layers=1", "seq_length=16",
                "threads=1")
-
-
-@pytest.fixture
-def text(tmp_path):
-    return write_text(tmp_path / "words.txt")
-
-
-@pytest.fixture
-def space(tmp_path):
-    return write_space(tmp_path / "space.yaml")
 
 
 @pytest.mark.parametrize("workers", [2, 4])
