@@ -1,7 +1,8 @@
 """charrnn: character-level RNN, LSTM and GRU language models, trained on a CPU in NumPy.
 
 The Python API (charrnn/api.py): fit, dry_run, load, generate, sampler, score, score_files,
-view, plot_runs, export, write_page, presets, tune, tune_results, and the errors they raise (charrnn/errors.py).
+view, plot_runs, export, write_page, presets, tune, tune_results, and the errors they raise
+(charrnn/errors.py).
 They are imported on first use, so that `charrnn --help` does not wait for NumPy.
 """
 

@@ -233,13 +233,14 @@ def view(file, model=None, *, start=0, length=10_000, neurons="auto", runs_dir=r
     """The page of `charrnn viz`: file's text ('-': stdin) from start, length characters,
     coloured by the model's surprisal, with rows for the units neurons names ('auto' or
     'L:i,...'). ViewError for a start beyond the text or a unit not in the model."""
+    from .data import text_name
     from .viz import build_view, cut_note, parse_units
     from .viz_page import render_html
 
     ckpt, notes = _open(model, runs_dir)
     cfg = ckpt.model_cfg
     units = parse_units(neurons, cfg.num_layers, cfg.hidden_size)
-    name = "<stdin>" if str(file) == "-" else str(file)
+    name = text_name(file)
     text = _read(file)
     try:
         page = build_view(ckpt, text, name, start, length, units, str(ckpt.path))

@@ -64,12 +64,23 @@ def gru_flops(H, V, L=NUM_LAYERS):
     return L * 2 * H * 3 * H + H * V
 
 
+def val_frac(n_chars):
+    """The fraction of a text of n_chars characters held out: 5 %, at most VAL_CHARS."""
+    return round(min(0.05, VAL_CHARS / n_chars), 6)
+
+
+def batch_size(n_train, seq_length):
+    """BATCH_SIZE streams, fewer for a training text too short to give each stream four chunks
+    of seq_length."""
+    return max(1, min(BATCH_SIZE, (n_train - 1) // (4 * seq_length)))
+
+
 def shape(n_train):
     """batch_size and seq_length for a training text of n_train characters: BATCH_SIZE streams
     of SEQ_LENGTH, fewer streams (and then shorter chunks) for a text too short to give each
     stream four chunks."""
     seq = max(1, min(SEQ_LENGTH, (n_train - 1) // 4))
-    return max(1, min(BATCH_SIZE, (n_train - 1) // (4 * seq))), seq
+    return batch_size(n_train, seq), seq
 
 
 def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
@@ -88,7 +99,7 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
     V = vocab_size
     choices = {}
     if "val_frac" not in given:
-        choices["val_frac"] = round(min(0.05, VAL_CHARS / n_chars), 6)
+        choices["val_frac"] = val_frac(n_chars)
     n_train = int(n_chars * (1 - choices.get("val_frac", given.get("val_frac", 0.05))))
     batch, seq = shape(n_train)
     batch, seq = given.get("batch_size", batch), given.get("seq_length", seq)

@@ -321,7 +321,7 @@ def eval_command(files, checkpoint, unk, worst, per_char, exact, accuracy, as_js
 
 def _eval_text(result, accuracy):
     """eval's text lines: a line per file (and its accuracy), the total, the worst characters."""
-    names = ["<stdin>" if f == "-" else f for f in result.names]
+    names = result.shown_names()
     lines = []
     for name, r in zip(names, result.reports):
         lines += [f"{name}: {_score_line(r)}"] + (_accuracy_lines(name, r) if accuracy else [])

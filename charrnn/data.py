@@ -108,10 +108,18 @@ def read_text(path):
     return decode_bytes(raw, str(path))
 
 
+STDIN = "<stdin>"   # how messages name the text read from '-'
+
+
+def text_name(path):
+    """How messages name a text given as path ('-': stdin)."""
+    return STDIN if str(path) == "-" else str(path)
+
+
 def read_text_or_stdin(path):
     """read_text, or the same for the bytes on stdin when path is '-'."""
     if str(path) == "-":
-        return decode_bytes(sys.stdin.buffer.read(), "<stdin>")
+        return decode_bytes(sys.stdin.buffer.read(), STDIN)
     return read_text(path)
 
 
@@ -329,6 +337,26 @@ def load_corpus(path=None, cache=None, vocab=None, vocab_source="the checkpoint'
     finally:
         Path(partial).unlink(missing_ok=True)
     return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
+
+
+def write_atomic(path, data):
+    """Write data (bytes) to path whole: a temporary file in the same folder, then renamed over
+    path, so that a reader never sees half of it and a failure leaves path as it was. DataError
+    naming path if it cannot be written."""
+    path, tmp = Path(path), None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, usual_file_mode())   # mkstemp makes 0600
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return len(data)
 
 
 def usual_file_mode():

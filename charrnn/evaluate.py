@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataError, completion_mask, format_chars, strip_labels, take_chars
+from .data import (DataError, completion_mask, format_chars, strip_labels, take_chars,
+                   text_name)
 from .layers import log_softmax
 from .model import forward, zero_state
 from .parallel import InTurn, shard_bounds
@@ -307,6 +308,10 @@ class Evaluation:
     worst: tuple = ()       # worst()'s dicts
     notes: tuple = ()       # what to say about it (e.g. the model used)
 
+    def shown_names(self):
+        """The texts' names as messages give them (<stdin> for '-')."""
+        return [text_name(name) for name in self.names]
+
     def as_json(self):
         """What `eval --json` prints: the total; per file when there are several; the worst."""
         result = dict(self.total)
@@ -333,7 +338,7 @@ def evaluate_texts(ckpt, texts, unk="error", exact=False, accuracy=False, worst_
         try:
             scored.append(score_text(ckpt, text, unk, shards, exact, hits=accuracy))
         except DataError as e:
-            raise DataError(f"{'<stdin>' if name == '-' else name}: {e}") from None
+            raise DataError(f"{text_name(name)}: {e}") from None
         if accuracy:
             counts.append(completion_counts(ckpt, scored[-1], shards))
     names = tuple(name for name, _ in texts)

@@ -21,12 +21,10 @@ leaves nothing behind.
 """
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .data import usual_file_mode
+from .data import write_atomic
 from .errors import ArgumentError, DataError, ExportError
 from .rounding import WEIGHTS, rounded
 
@@ -111,18 +109,5 @@ def _write(path, data, ckpt=None):
         except CheckpointError as e:
             raise DataError(str(e)) from None
         return path.stat().st_size
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, usual_file_mode())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as e:
-        raise DataError(f"{path}: cannot write: {e.strerror or e}") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return len(data)
+    return write_atomic(path, data)
 

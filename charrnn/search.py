@@ -43,6 +43,7 @@ from pathlib import Path
 
 from . import auto, runs
 from .config import FIELDS, Layers, parse_duration, read_yaml
+from .data import write_atomic
 from .errors import (CheckpointError, ConfigError, DataError, RunError, TrainingError,
                      TuneError)
 
@@ -202,7 +203,7 @@ def prepare(file, trials, time_per_trial, space, config, sets, pruner, rng_seed)
                           "or max_iters (--set max_iters=500)", "time")
     corpus = load_corpus(file)
     n = len(corpus.ids)
-    chosen = {"val_frac": round(min(0.05, auto.VAL_CHARS / n), 6), "lr_schedule": "cosine",
+    chosen = {"val_frac": auto.val_frac(n), "lr_schedule": "cosine",
               "lr_floor": auto.LR_FLOOR}
     return Search(Path(file), config, tuple(sets), time_per_trial, space, fixed, chosen, trials,
                   n, corpus, pruner, rng_seed)
@@ -222,8 +223,7 @@ def trial_keys(search, params):
     model_cfg, train_cfg = Layers.read(search.config, search.sets, keys).resolve()
     if "batch_size" not in given:                  # auto.shape's, for this seq_length
         n_train = int(search.n_chars * (1 - train_cfg.val_frac))
-        keys["batch_size"] = max(1, min(auto.BATCH_SIZE,
-                                        (n_train - 1) // (4 * train_cfg.seq_length)))
+        keys["batch_size"] = auto.batch_size(n_train, train_cfg.seq_length)
     N, T = keys.get("batch_size", train_cfg.batch_size), train_cfg.seq_length
     iterations = train_cfg.max_iters
     if train_cfg.budget_seconds:
@@ -668,17 +668,8 @@ def _frozen(storage, trial):
 
 def write_trial_json(run_dir, study_name, row):
     """A trial's trial.json in its run directory, written whole (temporary file, os.replace)."""
-    _write_atomic(Path(run_dir) / TRIAL_JSON,
-                  json.dumps({"study": study_name, **row}, indent=1) + "\n")
-
-
-def _write_atomic(path, text):
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_atomic(Path(run_dir) / TRIAL_JSON,
+                 (json.dumps({"study": study_name, **row}, indent=1) + "\n").encode("utf-8"))
 
 
 def _params_text(params):
@@ -810,7 +801,8 @@ def _result(study, where, storage, n_trials, write_best=False):
         best = dict(_row(winner), config=dict(sorted(config.items(),
                                                      key=lambda kv: list(FIELDS).index(kv[0]))))
         if write_best:
-            _write_atomic(path, best_yaml(best, study.study_name, len(frozen), setup, path))
+            text = best_yaml(best, study.study_name, len(frozen), setup, path)
+            write_atomic(path, text.encode("utf-8"))
     return Result(study.study_name, where.shown, where.out, tuple(rows), best,
                   path if best and path.is_file() else None, n_trials)
 
