@@ -39,39 +39,54 @@ def sigmoid(x):
 # --------------------------------------------------------------------------- reference steps
 
 
-def rnn_step_forward(x, h_prev, Wx, Wh, b):
-    """One vanilla-RNN step. x: (N, D), h_prev: (N, H) -> h: (N, H)."""
-    # h_t = tanh(x_t @ Wx + h_{t-1} @ Wh + b)
-    h = np.tanh(x @ Wx + h_prev @ Wh + b)
-    return h, (x, h_prev, Wx, Wh, h)
+def _conditioned(a, v, Wv):
+    """a + v @ Wv: the conditioning term of every cell (the captioning model's Wih v), or a
+    without one (v None)."""
+    return a if v is None else a + v @ Wv
+
+
+def _condition_grads(da, v, Wv):
+    """(dv, dWv) of a pre-activation's v @ Wv term, given its gradient da; () without v."""
+    return () if v is None else (da @ Wv.T, v.T @ da)
+
+
+def rnn_step_forward(x, h_prev, Wx, Wh, b, v=None, Wv=None):
+    """One vanilla-RNN step. x: (N, D), h_prev: (N, H) -> h: (N, H). v: (N, E) a conditioning
+    vector (a label's one-hot, an image's features) and Wv: (E, H), or None."""
+    # h_t = tanh(x_t @ Wx + h_{t-1} @ Wh + b + v @ Wv)
+    h = np.tanh(_conditioned(x @ Wx + h_prev @ Wh + b, v, Wv))
+    return h, (x, h_prev, Wx, Wh, h, v, Wv)
 
 
 def rnn_step_backward(dh, cache):
-    """Returns dx, dh_prev, dWx, dWh, db (forward-argument order)."""
-    x, h_prev, Wx, Wh, h = cache
+    """Returns dx, dh_prev, dWx, dWh, db (forward-argument order), then dv, dWv if conditioned."""
+    x, h_prev, Wx, Wh, h, v, Wv = cache
     da = dh * (1.0 - h * h)  # tanh' = 1 - tanh^2, from the saved output
-    return da @ Wx.T, da @ Wh.T, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+    return (da @ Wx.T, da @ Wh.T, x.T @ da, h_prev.T @ da, da.sum(axis=0),
+            *_condition_grads(da, v, Wv))
 
 
-def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
-    """One LSTM step. x: (N, D), h_prev, c_prev: (N, H), Wx: (D, 4H), Wh: (H, 4H), b: (4H,).
+def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b, v=None, Wv=None):
+    """One LSTM step. x: (N, D), h_prev, c_prev: (N, H), Wx: (D, 4H), Wh: (H, 4H), b: (4H,);
+    v: (N, E) and Wv: (E, 4H), a conditioning term, or None.
 
     Returns h, c: (N, H) and the cache.
     """
     H = h_prev.shape[1]
-    a = x @ Wx + h_prev @ Wh + b  # (N, 4H) pre-activations, blocks i f g o
+    a = _conditioned(x @ Wx + h_prev @ Wh + b, v, Wv)  # (N, 4H) pre-activations, blocks i f g o
     i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 3 * H:])
     g = np.tanh(a[:, 2 * H:3 * H])
     # c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
     c = f * c_prev + i * g
     tc = np.tanh(c)
     h = o * tc
-    return h, c, (x, h_prev, c_prev, Wx, Wh, i, f, g, o, tc)
+    return h, c, (x, h_prev, c_prev, Wx, Wh, i, f, g, o, tc, v, Wv)
 
 
 def lstm_step_backward(dh, dc, cache):
-    """dh, dc: (N, H) upstream. Returns dx, dh_prev, dc_prev, dWx, dWh, db."""
-    x, h_prev, c_prev, Wx, Wh, i, f, g, o, tc = cache
+    """dh, dc: (N, H) upstream. Returns dx, dh_prev, dc_prev, dWx, dWh, db, then dv, dWv if
+    conditioned."""
+    x, h_prev, c_prev, Wx, Wh, i, f, g, o, tc, v, Wv = cache
     dc = dc + dh * o * (1.0 - tc * tc)
     da = np.concatenate([
         dc * g * i * (1.0 - i),      # through i = sig(a_i)
@@ -79,13 +94,15 @@ def lstm_step_backward(dh, dc, cache):
         dc * i * (1.0 - g * g),      # through g = tanh(a_g)
         dh * tc * o * (1.0 - o),     # through o
     ], axis=1)
-    return (da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, h_prev.T @ da, da.sum(axis=0))
+    return (da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, h_prev.T @ da, da.sum(axis=0),
+            *_condition_grads(da, v, Wv))
 
 
-def gru_step_forward(x, h_prev, Wx, Wh, b, bhn):
-    """One GRU step. x: (N, D), h_prev: (N, H), Wx: (D, 3H), Wh: (H, 3H), b: (3H,), bhn: (H,)."""
+def gru_step_forward(x, h_prev, Wx, Wh, b, bhn, v=None, Wv=None):
+    """One GRU step. x: (N, D), h_prev: (N, H), Wx: (D, 3H), Wh: (H, 3H), b: (3H,), bhn: (H,);
+    v: (N, E) and Wv: (E, 3H), a conditioning term on the input side, or None."""
     H = h_prev.shape[1]
-    ax = x @ Wx + b          # (N, 3H) input part, blocks r z n
+    ax = _conditioned(x @ Wx + b, v, Wv)   # (N, 3H) input part, blocks r z n
     ah = h_prev @ Wh         # (N, 3H) recurrent part
     r = sigmoid(ax[:, :H] + ah[:, :H])
     z = sigmoid(ax[:, H:2 * H] + ah[:, H:2 * H])
@@ -93,19 +110,20 @@ def gru_step_forward(x, h_prev, Wx, Wh, b, bhn):
     n = np.tanh(ax[:, 2 * H:] + r * hn)
     # h_t = (1 - z) * n + z * h_{t-1}
     h = (1.0 - z) * n + z * h_prev
-    return h, (x, h_prev, Wx, Wh, r, z, n, hn)
+    return h, (x, h_prev, Wx, Wh, r, z, n, hn, v, Wv)
 
 
 def gru_step_backward(dh, cache):
-    """Returns dx, dh_prev, dWx, dWh, db, dbhn."""
-    x, h_prev, Wx, Wh, r, z, n, hn = cache
+    """Returns dx, dh_prev, dWx, dWh, db, dbhn, then dv, dWv if conditioned."""
+    x, h_prev, Wx, Wh, r, z, n, hn, v, Wv = cache
     dn = dh * (1.0 - z) * (1.0 - n * n)           # d pre-activation of n
     dz = dh * (h_prev - n) * z * (1.0 - z)        # d pre-activation of z
     dr = dn * hn * r * (1.0 - r)                  # d pre-activation of r
     dax = np.concatenate([dr, dz, dn], axis=1)    # (N, 3H) grad of x @ Wx + b
     dah = np.concatenate([dr, dz, dn * r], axis=1)  # (N, 3H) grad of h_prev @ Wh
     dh_prev = dh * z + dah @ Wh.T
-    return dax @ Wx.T, dh_prev, x.T @ dax, h_prev.T @ dah, dax.sum(axis=0), (dn * r).sum(axis=0)
+    return (dax @ Wx.T, dh_prev, x.T @ dax, h_prev.T @ dah, dax.sum(axis=0),
+            (dn * r).sum(axis=0), *_condition_grads(dax, v, Wv))
 
 
 # --------------------------------------------------------------------------- fast sequences
@@ -132,20 +150,53 @@ def rows_chunk(width, N):
     return max(1, ROWS_CHUNK_FLOATS // (width * N))
 
 
-def sum_outer(a, b):
+def sum_outer(a, b, keep=None):
     """sum_t a[t] @ b[t]^T for a: (T, X, N), b: (T, Y, N) -> (X, Y): a weight gradient summed over
     every step and stream. Computed as rows matmuls, to_rows(a) @ to_rows(b)^T, over chunks of
-    steps, so that the row copies stay under ROWS_CHUNK_FLOATS whatever T and N are."""
+    steps, so that the row copies stay under ROWS_CHUNK_FLOATS whatever T and N are. keep: (T, N)
+    or None: a's column (t, n) counts as a[t] * keep[t, n] (the states that reset_mask zeroes)."""
     T, X, N = a.shape
     step = rows_chunk(max(X, b.shape[1]), N)
-    out = to_rows(a[:step]) @ to_rows(b[:step]).T
-    for t in range(step, T, step):
-        out += to_rows(a[t:t + step]) @ to_rows(b[t:t + step]).T
+    out = None
+    for t in range(0, T, step):
+        rows = to_rows(a[t:t + step])
+        if keep is not None:
+            rows *= keep[t:t + step].reshape(-1)
+        if out is None:
+            out = rows @ to_rows(b[t:t + step]).T
+        else:
+            out += rows @ to_rows(b[t:t + step]).T
     return out
 
 
-def rnn_seq_forward(xp, h0, Wh):
-    """Vanilla RNN over T steps. xp: (T, H, N) input projection with bias, h0: (H, N), Wh: (H, H).
+# Documents (documents.py): where a document starts, a stream's state goes back to the model's
+# start state, zeros, before the step. keep (T, N) holds 0 there and 1 elsewhere: the state a step
+# reads is h_{t-1} * keep[t] (and c_{t-1} * keep[t]), and the gradient that flows back through it
+# is multiplied by the same. The state that step t - 1 outputs (its h_t, read by the layer above
+# and the output layer) is unchanged. Only the steps with a reset pay for the masking; without
+# documents (keep None) the kernels run as before, bit for bit.
+
+
+def reset_mask(starts, dtype=np.float32):
+    """keep (T, N) in dtype from starts (T, N) bool (a document starts at the step), and cuts:
+    per step, whether any stream resets there; (None, None) when none does."""
+    cuts = starts.any(axis=1)
+    if not cuts.any():
+        return None, None
+    return (~starts).astype(dtype), cuts.tolist()
+
+
+def _read_state(state, keep, cuts, t, buf):
+    """The state step t reads: state itself, or state * keep[t] written into buf where a
+    document starts at t."""
+    if cuts is None or not cuts[t]:
+        return state
+    return np.multiply(state, keep[t], out=buf)
+
+
+def rnn_seq_forward(xp, h0, Wh, keep=None, cuts=None):
+    """Vanilla RNN over T steps. xp: (T, H, N) input projection with bias, h0: (H, N), Wh: (H, H);
+    keep, cuts: reset_mask's, or None.
 
     Returns hs: (T, H, N), the final state (h_T,) and the cache.
     """
@@ -153,17 +204,18 @@ def rnn_seq_forward(xp, h0, Wh):
     WhT = np.ascontiguousarray(Wh.T)
     hs = np.empty((T + 1, H, N), dtype=xp.dtype)  # hs[t + 1] = h_t; hs[0] = h0
     hs[0] = h0
+    buf = np.empty((H, N), dtype=xp.dtype) if cuts is not None else None
     for t in range(T):
         h = hs[t + 1]
-        np.dot(WhT, hs[t], out=h)
+        np.dot(WhT, _read_state(hs[t], keep, cuts, t, buf), out=h)
         h += xp[t]
         np.tanh(h, out=h)
-    return hs[1:], (hs[T].copy(),), (hs, Wh)
+    return hs[1:], (hs[T].copy(),), (hs, Wh, keep, cuts)
 
 
 def rnn_seq_backward(dhs, cache):
     """dhs: (T, H, N) upstream grads of hs. Returns dxp (T, H, N), (dh0,), dWh."""
-    hs, Wh = cache
+    hs, Wh, keep, cuts = cache
     T, H, N = dhs.shape
     # tanh' = 1 - h_t^2 for every step at once, into dxp (two ufunc calls, not 2 T)
     dxp = np.multiply(hs[1:], hs[1:])
@@ -174,14 +226,16 @@ def rnn_seq_backward(dhs, cache):
         da = dxp[t]
         da *= dh                            # da = dh * (1 - h_t^2)
         np.dot(Wh, da, out=dh)
+        if cuts is not None and cuts[t]:
+            dh *= keep[t]                   # no gradient into the previous document
     # a few large matmuls over all steps instead of T small ones: dWh = sum_t h_{t-1} da_t^T
-    return dxp, (dh,), sum_outer(hs[:-1], dxp)
+    return dxp, (dh,), sum_outer(hs[:-1], dxp, keep)
 
 
-def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
-    """LSTM over T steps. xp: (T, 4H, N) input projection with bias, h0, c0: (H, N), Wh: (H, 4H).
-    overwrite_xp: the gate activations are written over xp (which the caller no longer needs),
-    saving a (T, 4H, N) array.
+def lstm_seq_forward(xp, h0, c0, Wh, keep=None, cuts=None, overwrite_xp=False):
+    """LSTM over T steps. xp: (T, 4H, N) input projection with bias, h0, c0: (H, N), Wh: (H, 4H);
+    keep, cuts: reset_mask's, or None. overwrite_xp: the gate activations are written over xp
+    (which the caller no longer needs), saving a (T, 4H, N) array.
 
     Returns hs: (T, H, N), the final state (h_T, c_T) and the cache.
     """
@@ -203,9 +257,10 @@ def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
     hs[0], cs[0] = h0, c0
     tmp = np.empty((H, N), dtype=dtype)
     tc = np.empty((H, N), dtype=dtype)            # tanh(c_t), recomputed in backward (memory)
+    hbuf, cbuf = (np.empty((H, N), dtype=dtype) for _ in range(2)) if cuts else (None, None)
     for t in range(T):
         a = acts[t]
-        np.dot(WhT, hs[t], out=rec)
+        np.dot(WhT, _read_state(hs[t], keep, cuts, t, hbuf), out=rec)
         a += rec
         ifs, o = a[:2 * H], a[3 * H:]
         np.tanh(a, out=a)
@@ -216,12 +271,12 @@ def lstm_seq_forward(xp, h0, c0, Wh, overwrite_xp=False):
         i, f, g = a[:H], a[H:2 * H], a[2 * H:3 * H]
         # c_t = f * c_{t-1} + i * g;  h_t = o * tanh(c_t)
         c = cs[t + 1]
-        np.multiply(f, cs[t], out=c)
+        np.multiply(f, _read_state(cs[t], keep, cuts, t, cbuf), out=c)
         np.multiply(i, g, out=tmp)
         c += tmp
         np.tanh(c, out=tc)
         np.multiply(o, tc, out=hs[t + 1])
-    return hs[1:], (hs[T].copy(), cs[T].copy()), (acts, hs, cs, Wh)
+    return hs[1:], (hs[T].copy(), cs[T].copy()), (acts, hs, cs, Wh, keep, cuts)
 
 
 def lstm_seq_backward(dhs, cache, overwrite_cache=False):
@@ -232,10 +287,11 @@ def lstm_seq_backward(dhs, cache, overwrite_cache=False):
     training; for a caller that owns the cache and drops it after (model.backward when
     loss_and_grads calls it). By default the cache is left as it was.
     """
-    acts, hs, cs, Wh = cache
+    acts, hs, cs, Wh, keep, cuts = cache
     T, H, N = dhs.shape
     dtype = dhs.dtype
     dxp = acts if overwrite_cache else np.empty_like(acts)
+    cbuf = np.empty((H, N), dtype=dtype) if cuts else None
     dh = np.zeros((H, N), dtype=dtype)   # carried dh_next
     dc = np.zeros((H, N), dtype=dtype)   # carried dc_next
     tmp = np.empty((H, N), dtype=dtype)
@@ -256,7 +312,7 @@ def lstm_seq_backward(dhs, cache, overwrite_cache=False):
         np.multiply(dh, tc, out=do)
         np.multiply(dc, g, out=di)
         np.multiply(dc, i, out=dg)
-        np.multiply(dc, cs[t], out=df)
+        np.multiply(dc, _read_state(cs[t], keep, cuts, t, cbuf), out=df)
         dc *= f                      # dc_{t-1} = dc_t * f
         # through the activations y: sig' = y - y^2 (i, f, o), tanh' = 1 - y^2 (g); da may be a
         # itself (overwrite_cache): a is squared into sq first, and every element of a is read
@@ -268,12 +324,16 @@ def lstm_seq_backward(dhs, cache, overwrite_cache=False):
         np.subtract(o, sq[3 * H:], out=da[3 * H:])
         da *= up
         np.dot(Wh, da, out=dh)    # dh_{t-1}
-    return dxp, (dh, dc), sum_outer(hs[:-1], dxp)
+        if cuts is not None and cuts[t]:
+            dh *= keep[t]         # no gradient into the previous document
+            dc *= keep[t]
+    return dxp, (dh, dc), sum_outer(hs[:-1], dxp, keep)
 
 
-def gru_seq_forward(xp, h0, Wh, bhn):
+def gru_seq_forward(xp, h0, Wh, bhn, keep=None, cuts=None):
     """GRU over T steps. xp: (T, 3H, N) input projection with bias b, h0: (H, N), Wh: (H, 3H),
-    bhn: (H,). Returns hs: (T, H, N), the final state (h_T,) and the cache."""
+    bhn: (H,); keep, cuts: reset_mask's, or None. Returns hs: (T, H, N), the final state (h_T,)
+    and the cache."""
     T, G, N = xp.shape
     H = G // 3
     dtype = xp.dtype
@@ -285,8 +345,10 @@ def gru_seq_forward(xp, h0, Wh, bhn):
     hs = np.empty((T + 1, H, N), dtype=dtype)
     hs[0] = h0
     ah = np.empty((3 * H, N), dtype=dtype)
+    buf = np.empty((H, N), dtype=dtype) if cuts else None
     for t in range(T):
-        np.dot(WhT, hs[t], out=ah)
+        prev = _read_state(hs[t], keep, cuts, t, buf)
+        np.dot(WhT, prev, out=ah)
         g = rz[t]
         np.add(xp[t, :2 * H], ah[:2 * H], out=g)
         g *= 0.5                 # sig(a) = 0.5 * tanh(0.5 * a) + 0.5
@@ -301,17 +363,18 @@ def gru_seq_forward(xp, h0, Wh, bhn):
         np.tanh(n, out=n)
         # h_t = n + z * (h_{t-1} - n)
         h = hs[t + 1]
-        np.subtract(hs[t], n, out=h)
+        np.subtract(prev, n, out=h)
         h *= z
         h += n
-    return hs[1:], (hs[T].copy(),), (rz, ns, hns, hs, Wh)
+    return hs[1:], (hs[T].copy(),), (rz, ns, hns, hs, Wh, keep, cuts)
 
 
 def gru_seq_backward(dhs, cache):
     """dhs: (T, H, N). Returns dxp (T, 3H, N), (dh0,), dWh, dbhn."""
-    rz, ns, hns, hs, Wh = cache
+    rz, ns, hns, hs, Wh, keep, cuts = cache
     T, H, N = dhs.shape
     dtype = dhs.dtype
+    buf = np.empty((H, N), dtype=dtype) if cuts else None
     dxp = np.empty((T, 3 * H, N), dtype=dtype)
     dah = np.empty((T, 3 * H, N), dtype=dtype)  # grads of Wh^T h_{t-1} (+ bhn for the n block)
     dh = np.zeros((H, N), dtype=dtype)
@@ -319,7 +382,7 @@ def gru_seq_backward(dhs, cache):
     back = np.empty((H, N), dtype=dtype)
     for t in reversed(range(T)):
         r, z = rz[t, :H], rz[t, H:]
-        n, h_prev = ns[t], hs[t]
+        n, h_prev = ns[t], _read_state(hs[t], keep, cuts, t, buf)
         dr, dz, dn = dxp[t, :H], dxp[t, H:2 * H], dxp[t, 2 * H:]
         dh += dhs[t]
         # dz = dh * (h_{t-1} - n) * z * (1 - z)
@@ -345,7 +408,9 @@ def gru_seq_backward(dhs, cache):
         np.dot(Wh, dah[t], out=back)
         dh *= z
         dh += back
-    return dxp, (dh,), sum_outer(hs[:-1], dah), dah[:, 2 * H:].sum(axis=(0, 2))
+        if cuts is not None and cuts[t]:
+            dh *= keep[t]            # no gradient into the previous document
+    return dxp, (dh,), sum_outer(hs[:-1], dah, keep), dah[:, 2 * H:].sum(axis=(0, 2))
 
 
 # --------------------------------------------------------------------------- other layers

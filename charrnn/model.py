@@ -9,6 +9,14 @@ Parameters are a flat dict of float32 arrays with fixed keys; the layers' weight
 a leading axis of length L (every layer's input is H wide, the embedding included):
 
     embed (V, H)   Wx (L, H, G)   Wh (L, H, G)   b (L, G)   [gru: bhn (L, H)]   Why (H, V)   by (V,)
+    [labels: Wv (L, K, G)]
+
+Documents (documents.py): given end, the id of the end mark, every step whose input is the end
+mark starts a document, and each layer's state is reset to zeros before it (layers.reset_mask).
+Labels: a model of K labelled kinds conditions every layer at every step on its document's label
+k, through v = onehot(k): Wx^T x + Wh^T h + b + Wv^T v, the captioning model's
+h = tanh(Wxh x + Whh h + Wih v) (Wv[l, k] is label k's learned vector for layer l). For a
+single label the term is a bias: condition() folds it into b for sampling and export.
 
 The training objective is the loss summed over the T steps of a chunk and averaged over the N
 streams, as in min-char-rnn and char-rnn; reported losses are per character (that sum / T).
@@ -25,6 +33,7 @@ import numpy as np
 
 from .layers import (
     GATES,
+    reset_mask,
     dropout_backward,
     dropout_forward,
     gru_seq_backward,
@@ -45,25 +54,30 @@ _SEQ = {
 }
 
 
-def param_shapes(cell, vocab_size, hidden_size, num_layers):
+def param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels=0):
     """Name -> shape of every parameter, in the order checkpoints and docs/files.md list them."""
     V, H, L, G = vocab_size, hidden_size, num_layers, GATES[cell] * hidden_size
     shapes = {"embed": (V, H), "Wx": (L, H, G), "Wh": (L, H, G), "b": (L, G)}
     if cell == "gru":
         shapes["bhn"] = (L, H)
     shapes.update({"Why": (H, V), "by": (V,)})
+    if num_labels:
+        shapes["Wv"] = (L, num_labels, G)
     return shapes
 
 
-def init_params(cell, vocab_size, hidden_size, num_layers, rng, dtype=np.float32):
+def init_params(cell, vocab_size, hidden_size, num_layers, rng, dtype=np.float32, num_labels=0):
     """PyTorch's initialisation: embed ~ N(0, 1); Wx, Wh ~ U(-1/sqrt(H), 1/sqrt(H)); biases 0,
     except an LSTM's forget gate bias, 1, so that early on the cell remembers (Gers et al. 2000).
     Why is 10x smaller than PyTorch's, so that an untrained model predicts nearly uniformly and its
-    loss starts at about ln V, as min-char-rnn's does."""
+    loss starts at about ln V, as min-char-rnn's does. The labels' vectors Wv start at 0 (every
+    label alike, as a model without labels), so that the random draws are those of a model
+    without labels."""
     H = hidden_size
     bound = 1.0 / np.sqrt(H)
     params = {}
-    for name, shape in param_shapes(cell, vocab_size, hidden_size, num_layers).items():
+    shapes = param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels)
+    for name, shape in shapes.items():
         if name == "embed":
             value = rng.standard_normal(shape)
         elif name in ("Wx", "Wh"):
@@ -127,11 +141,22 @@ def _layer0_projection(params, ids):
     return xp, x
 
 
-def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True):
+def _label_onehot(params, labels):
+    """(T, K, N) one-hot of labels (N, T), in the params' dtype; None without labels."""
+    if labels is None:
+        return None
+    K = params["Wv"].shape[1]
+    return (labels.T[:, None, :] == np.arange(K)[None, :, None]).astype(params["Wx"].dtype)
+
+
+def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, end=None,
+            labels=None):
     """Run the stack over one chunk. ids: (N, T) input ids; state: from zero_state or a previous
     call. Dropout applies when rng is given and dropout > 0. keep_cache=False (scoring,
     priming: no backward to come) lets each layer's cache go as soon as the next layer has its
-    input, which lowers the peak memory, and returns None for the cache.
+    input, which lowers the peak memory, and returns None for the cache. end: the end mark's
+    id in a model of documents (the state is reset where it is the input), or None. labels:
+    (N, T) label ids of the inputs, for a model with labels (params has Wv), or None.
 
     Returns logits (T*N, V), time-major (row t*N + n), the final state, and the cache.
     """
@@ -139,13 +164,18 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True):
     seq_forward = _SEQ[cell][0]
     ids_tm = np.ascontiguousarray(ids.T)         # (T, N)
     T, N = ids_tm.shape
+    keep, cuts = (None, None) if end is None else reset_mask(ids_tm == end, params["Wx"].dtype)
+    onehot = _label_onehot(params, labels)       # (T, K, N) or None
     xp, x = _layer0_projection(params, ids_tm)   # (T, G, N); x: the one-hot or embed[ids]
     layers, new_state = [], []
     for l in range(L):
         extra = (params["bhn"][l],) if cell == "gru" else ()
         # xp was made here for this call: an LSTM's activations may go over it
         options = {"overwrite_xp": True} if cell == "lstm" else {}
-        hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra, **options)
+        if onehot is not None:   # + Wv^T v: label k's vector for this layer, at every step
+            xp += np.matmul(np.ascontiguousarray(params["Wv"][l].T), onehot)
+        hs, last, cache = seq_forward(xp, *state[l], params["Wh"][l], *extra, keep, cuts,
+                                      **options)
         new_state.append(last)
         mask = None
         # dropout on every layer's output, the top one's included (before the output layer),
@@ -162,7 +192,7 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True):
         x = hs
     logits = _rows_tm(x) @ params["Why"] + params["by"]
     # the top layer's states x, not their (T*N, H) copy: backward remakes it (memory)
-    return logits, new_state, (ids_tm, layers, x) if keep_cache else None
+    return logits, new_state, (ids_tm, layers, x, onehot) if keep_cache else None
 
 
 def _rows_tm(seq):
@@ -179,10 +209,10 @@ def backward(params, cell, dlogits, cache, consume=False):
     the peak memory of training by about a third. By default the cache is left as it was.
     """
     seq_backward = _SEQ[cell][1]
-    ids_tm, layers, top_states = cache
+    ids_tm, layers, top_states, onehot = cache
     T, N = ids_tm.shape
     # the stacked per-layer arrays are filled layer by layer; the others are made whole below
-    grads = {name: np.empty_like(params[name]) for name in ("Wx", "Wh", "b", "bhn")
+    grads = {name: np.empty_like(params[name]) for name in ("Wx", "Wh", "b", "bhn", "Wv")
              if name in params}
     grads["Why"] = _rows_tm(top_states).T @ dlogits
     grads["by"] = dlogits.sum(axis=0)
@@ -203,6 +233,8 @@ def backward(params, cell, dlogits, cache, consume=False):
         else:
             dxp, dstate[l], grads["Wh"][l] = seq_backward(dhs, seq_cache)
         del seq_cache
+        if onehot is not None:   # the labels' vectors: dxp summed per label (a one-hot matmul)
+            grads["Wv"][l] = _input_grads(onehot, dxp)[0]
         # dxp: (T, G, N); the input weights' gradient sums over every step and stream
         if l > 0:
             grads["Wx"][l], grads["b"][l], dhs = _input_grads(x, dxp, params["Wx"][l])
@@ -260,8 +292,10 @@ def _layer0_backward(params, ids, x, dxp, grads):
             grads["embed"] = dembed
 
 
-def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, batch_size=None):
-    """One truncated-BPTT chunk. inputs, targets: (N, T) ids; state: the carried state.
+def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, batch_size=None,
+                   end=None, labels=None):
+    """One truncated-BPTT chunk. inputs, targets: (N, T) ids; state: the carried state; end,
+    labels: as forward's (documents, and their labels).
 
     Returns (mean loss per character, grads, new state). The gradients are those of the loss
     summed over T and averaged over N; the new state is detached (plain arrays). batch_size: the
@@ -271,7 +305,8 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     sum over T averaged over N, and a chunk with none counted has loss 0.0 and zero gradients.
     """
     N, T = inputs.shape
-    logits, new_state, cache = forward(params, cell, inputs, state, dropout, rng)
+    logits, new_state, cache = forward(params, cell, inputs, state, dropout, rng, end=end,
+                                       labels=labels)
     total, count, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1),
                                                   1.0 / (batch_size or N))
     grads, _ = backward(params, cell, dlogits, cache, consume=True)
@@ -293,3 +328,14 @@ def clip_grads(grads, grad_clip, clip_mode):
         for g in grads.values():
             g *= scale
     return norm
+
+
+def condition(params, label):
+    """The parameters of a model with labels, made those of label k's model alone: Wv[:, k]
+    added to the biases b and Wv dropped (for one label the term v @ Wv is a bias). Without
+    Wv, params as they are."""
+    if "Wv" not in params:
+        return params
+    folded = {name: p for name, p in params.items() if name != "Wv"}
+    folded["b"] = params["b"] + params["Wv"][:, label]
+    return folded

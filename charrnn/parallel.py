@@ -155,7 +155,8 @@ class InTurn:
         return [job() for job in jobs]
 
 
-def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, shards=None):
+def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, shards=None,
+                   end=None, labels=None):
     """model.loss_and_grads over shards of the streams (see the module docstring); the same
     arguments and results. shards: a Shards, or None for one shard (exactly model.loss_and_grads).
 
@@ -165,13 +166,15 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     threads = shards.threads if shards is not None else 1
     bounds = shard_bounds(N, params["Wh"].shape[1], threads)
     if len(bounds) == 1:
-        return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng)
+        return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng,
+                                    end=end, labels=labels)
     rngs = [None] * len(bounds)      # no generator shared between threads: dropout's are their own
     if rng is not None and dropout > 0.0:
         rngs = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63 - 1, len(bounds))]
     jobs = [functools.partial(model.loss_and_grads, params, cell, inputs[lo:hi], targets[lo:hi],
                               [tuple(s[:, lo:hi] for s in layer) for layer in state],
-                              dropout, shard_rng, batch_size=N)
+                              dropout, shard_rng, batch_size=N, end=end,
+                              labels=None if labels is None else labels[lo:hi])
             for (lo, hi), shard_rng in zip(bounds, rngs)]
     results = shards.map(jobs)
     # every shard's loss is per counted character of that shard: (hi - lo) * T of them, or

@@ -49,8 +49,8 @@ class Trace:
 def unit_values(cell, cache):
     """(L, T, H) from a model.forward cache of one stream: each layer's h, which is the next
     layer's input (the top layer's is the cache's last entry), or for an LSTM tanh(c), from
-    layers.lstm_seq_forward's cache (acts, hs, cs, Wh), where cs[t + 1] = c_t."""
-    _, layers, top = cache
+    layers.lstm_seq_forward's cache (acts, hs, cs, ...), where cs[t + 1] = c_t."""
+    _, layers, top, _ = cache
     if cell == "lstm":
         seqs = [np.tanh(seq_cache[2][1:]) for _, seq_cache, _ in layers]
     else:
