@@ -6,7 +6,10 @@ Arrays in a checkpoint (docs/files.md documents each with its shape and dtype):
     config                 str    the resolved configuration, JSON
     info                   str    JSON: data_sha256, data_source, best_val_loss, best_iteration,
                                   seconds, rng_seed, lr_scale
-    vocab                  int32  (V,) code points, in id order
+    vocab                  int32  (V,) code points, in id order (a model of documents: the end
+                                  mark U+0003 among them)
+    labels                 str    JSON list of the label names, in label id order (a model with
+                                  labels only; param/Wv has one row per label)
     param/<name>           float32, see model.param_shapes
     optim/<slot>/<name>    float32, the optimizer's per-parameter state
     rng                    str    the training RNG's state (numpy PCG64), JSON
@@ -46,6 +49,27 @@ class Checkpoint:
     hidden_state: list | None = None   # per layer: (h,) or (h, c), each (H, N)
     info: dict = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)   # the file it was read from
+    labels: tuple = ()                 # the label names, in id order (a model with labels)
+
+    @property
+    def end(self):
+        """The end mark's id in a model of documents (train_cfg.documents lines or files), else
+        None: what model.forward's end is."""
+        from .documents import END
+
+        return None if self.train_cfg.documents == "stream" else self.vocab.stoi[END]
+
+    def label_id(self, name):
+        """The id of a label by name; DataError listing the model's labels if it has no such
+        label (or none at all)."""
+        from .data import DataError
+
+        if name in self.labels:
+            return self.labels.index(name)
+        if not self.labels:
+            raise DataError(f"{self.path or 'the model'} has no labels (it was trained without "
+                            "--labels)")
+        raise DataError(f"unknown label {name!r}; the model's labels: {', '.join(self.labels)}")
 
 
 def save_checkpoint(path, ckpt):
@@ -60,6 +84,8 @@ def save_checkpoint(path, ckpt):
         "info": np.array(json.dumps(ckpt.info)),
         "vocab": ckpt.vocab.code_points(),
     }
+    if ckpt.labels:
+        arrays["labels"] = np.array(json.dumps(list(ckpt.labels)))
     arrays.update({f"param/{k}": v for k, v in ckpt.params.items()})
     arrays.update({f"optim/{k}": v for k, v in ckpt.optim_state.items()})
     if ckpt.rng_state is not None:
@@ -156,6 +182,7 @@ def load_checkpoint(path):
             hidden_state=hidden,
             info=json.loads(str(arrays["info"])),
             path=path,
+            labels=tuple(json.loads(str(arrays["labels"]))) if "labels" in arrays else (),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: damaged charrnn checkpoint ({type(e).__name__}: {e})") \

@@ -57,9 +57,22 @@ class TrainConfig:
                                  # up to and including the end mark; "": every character
     vocab: str = ""              # the vocabulary, given explicitly (its characters, in any order;
                                  # kept sorted by code point); "": the text's own characters
+    documents: str = "stream"    # how the text is read: stream (one text, the state carried
+                                 # throughout) | lines (each line a document) | files (each file
+                                 # a document): each document starts from the start state and
+                                 # ends with an end mark the model learns to predict
+    labels: bool = False         # documents with labels (lines: a leading LABEL<TAB>; files: the
+                                 # folder they lie in); the model conditions on them
+    include: str = ""            # folders: read only files whose name matches one of these
+                                 # comma-separated patterns (e.g. "*.py,*.md"); "": every file
     threads: int = 2             # shards of each batch trained at once, one per core (parallel.py),
                                  # where batch_size x hidden_size >= 4096 per shard; 1: one thread;
                                  # also for validation, eval and sample --num-samples
+
+    @property
+    def include_patterns(self):
+        """The include key's patterns, a tuple (empty: every file)."""
+        return tuple(p.strip() for p in self.include.split(",") if p.strip())
 
     @property
     def budget_seconds(self):
@@ -99,6 +112,13 @@ class TrainConfig:
         if self.vocab and len(set(self.vocab)) < 2:
             raise ConfigError("vocab must hold at least 2 different characters, or be '' for the "
                               f"text's own; got {self.vocab!r}", "vocab")
+        _choice(self, "documents", ("stream", "lines", "files"))
+        if self.labels and self.documents == "stream":
+            raise ConfigError("labels belong to documents: set documents to lines or files "
+                              "(--lines) to read labels", "labels")
+        if self.completion and self.documents != "stream":
+            raise ConfigError("completion scores parts of one stream; documents end with an "
+                              "end mark of their own: use one or the other", "completion")
         lacking = sorted(set(self.completion) - set(self.vocab)) if self.vocab else []
         if lacking:
             raise ConfigError(f"completion {self.completion!r} has characters that vocab lacks: "

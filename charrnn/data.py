@@ -187,6 +187,11 @@ class Corpus:
     source: str
     sha256: str        # of the bytes as read
     notes: tuple = ()
+    documents: str = "stream"        # stream | lines | files
+    label_names: tuple = ()          # sorted label names, () without labels
+    label_ids: np.ndarray | None = None  # (n,) per position of ids: index into label_names
+    val_start: int | None = None     # documents: ids[val_start] is the end mark that starts the
+                                     # first held-out document (documents.hold_out); None: not split
 
 
 class _ChunkReader:
@@ -402,11 +407,13 @@ class Batches:
     Stream n is ids[n * L : (n + 1) * L + 1] with L = (len(ids) - 1) // batch_size; chunk k of a
     pass is columns k * T .. (k + 1) * T of every stream. The chunk for an iteration depends on the
     iteration alone, so a resumed run reads on from the same place. mask (len(ids),) bool, from
-    completion_mask: the targets of characters it leaves out are -1 (not scored).
+    completion_mask: the targets of characters it leaves out are -1 (not scored). Documents:
+    end, the end mark's id (model.forward resets the state where it is read), and labels
+    (len(ids),), each position's label id, cut into streams as the ids are.
     """
 
-    def __init__(self, ids, batch_size, seq_length, mask=None):
-        self.batch_size, self.seq_length = batch_size, seq_length
+    def __init__(self, ids, batch_size, seq_length, mask=None, end=None, labels=None):
+        self.batch_size, self.seq_length, self.end = batch_size, seq_length, end
         L = (len(ids) - 1) // batch_size
         self.per_pass = chunks_per_pass(len(ids), batch_size, seq_length)
         if self.per_pass < 1:
@@ -416,6 +423,7 @@ class Batches:
         self.inputs = ids[:batch_size * L].reshape(batch_size, L)
         self.targets = ids[1:batch_size * L + 1].reshape(batch_size, L)
         self.scored = None if mask is None else mask[1:batch_size * L + 1].reshape(batch_size, L)
+        self.labels = None if labels is None else labels[:batch_size * L].reshape(batch_size, L)
 
     def chunk(self, iteration):
         """(inputs, targets), each (N, T) int32, and whether this chunk starts a new pass.
@@ -426,6 +434,13 @@ class Batches:
         if self.scored is not None:
             targets[~self.scored[:, cols]] = -1
         return self.inputs[:, cols].astype(np.int32), targets, k == 0
+
+    def labels_at(self, iteration):
+        """The (N, T) int32 label ids of chunk(iteration)'s inputs, or None without labels."""
+        if self.labels is None:
+            return None
+        k = iteration % self.per_pass
+        return self.labels[:, k * self.seq_length:(k + 1) * self.seq_length].astype(np.int32)
 
 
 def chunks_per_pass(n_ids, batch_size, seq_length):

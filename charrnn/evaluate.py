@@ -56,11 +56,8 @@ def segments(ids, streams, context, mask=None):
     context, and past the end), and positions -1 there too. counted: where a target is scored,
     and with mask (a completion setting's, over ids) only where mask[p + 1]; None without."""
     P = len(ids) - 1
-    S, seg, C = segment_layout(len(ids), streams, context)
-    index = np.int32 if S * (seg + C) < 2**31 else np.int64
-    positions = (np.arange(S, dtype=index)[:, None] * index(seg)
-                 + np.arange(seg + C, dtype=index)[None, :])
-    read = np.minimum(positions, P - 1)
+    positions, read = _read_positions(len(ids), streams, context)
+    C = segment_layout(len(ids), streams, context)[2]
     inputs = ids[read].astype(np.int32)          # gathered from the compact ids, then cast
     read += 1
     targets = ids[read].astype(np.int32)
@@ -75,15 +72,26 @@ def segments(ids, streams, context, mask=None):
     return inputs, targets, positions, counted
 
 
+def _read_positions(n_ids, streams, context):
+    """(positions, read), each (S, seg + C): the position each column of each segment stands
+    for, and the position it reads (the last one past the end)."""
+    S, seg, C = segment_layout(n_ids, streams, context)
+    index = np.int32 if S * (seg + C) < 2**31 else np.int64
+    positions = (np.arange(S, dtype=index)[:, None] * index(seg)
+                 + np.arange(seg + C, dtype=index)[None, :])
+    return positions, np.minimum(positions, n_ids - 2)
+
+
 def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out=None,
-                    hits=None):
+                    hits=None, end=None, labels=None):
     """(total loss in nats, characters predicted right) over these segments' counted targets
     (those >= 0, and where counted (S, W) is True when given), inputs and targets (S, W), read a
     forward chunk at a time with the state carried. If out (S, W) is given, each column's
     log-probability is written there (that of id 0 where the target is -1); if hits (S, W) is,
     whether the target was among the most likely characters there (the argmax; a tie counts as
     right, as in Zaremba and Sutskever's MaskedLoss), and the right ones are counted (else the
-    count is 0)."""
+    count is 0). end, labels (S, W): documents' end mark and the inputs' labels, as in
+    model.forward."""
     S, seg = inputs.shape
     L, H, G = params["Wx"].shape
     state = zero_state(cell, L, S, H, params["Wx"].dtype)
@@ -92,7 +100,8 @@ def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out
     seq_length = max(1, min(seq_length, EVAL_CHUNK_FLOATS // (G * S)))
     for start in range(0, seg, seq_length):
         cols = slice(start, start + seq_length)
-        logits, state, _ = forward(params, cell, inputs[:, cols], state, keep_cache=False)
+        logits, state, _ = forward(params, cell, inputs[:, cols], state, keep_cache=False,
+                                   end=end, labels=None if labels is None else labels[:, cols])
         picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
         rows, picked = np.arange(len(picks)), np.maximum(picks, 0)
         logp = log_softmax(logits)[rows, picked]
@@ -110,7 +119,7 @@ def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out
 
 
 def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EVAL_CONTEXT,
-            mask=None, hits=None):
+            mask=None, hits=None, end=None, labels=None):
     """_segment_scores over the segmented text, in shards of segments when shards is given:
     (total, right). With out (and hits), the log-probability (and whether it was the argmax) of
     each position p (0 .. len(ids) - 2) is written to out[p] (hits[p])."""
@@ -118,10 +127,13 @@ def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EV
     inputs, targets, positions, counted = segments(ids, streams, context, mask)
     lp = None if out is None else np.zeros(inputs.shape)
     hp = None if hits is None else np.zeros(inputs.shape, dtype=bool)
+    if labels is not None:   # each column's label, read as the ids are
+        labels = labels[_read_positions(len(ids), streams, context)[1]].astype(np.int32)
     bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.threads)
     jobs = [functools.partial(_segment_scores, params, cell, inputs[lo:hi], targets[lo:hi],
                               seq_length, None if counted is None else counted[lo:hi],
-                              None if lp is None else lp[lo:hi], None if hp is None else hp[lo:hi])
+                              None if lp is None else lp[lo:hi], None if hp is None else hp[lo:hi],
+                              end, None if labels is None else labels[lo:hi])
             for lo, hi in bounds]
     results = shards.map(jobs)
     keep = positions >= 0
@@ -133,15 +145,17 @@ def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EV
 
 
 def score_ids(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH, shards=None,
-              context=EVAL_CONTEXT, mask=None):
+              context=EVAL_CONTEXT, mask=None, end=None, labels=None):
     """Total loss in nats and the number of characters scored (len(ids) - 1). streams=1
     scores the text in one pass, the state carried from its first character to its last.
     mask: a completion setting's (data.completion_mask over ids): only the characters j >= 1
-    with mask[j] are scored and counted."""
+    with mask[j] are scored and counted. end, labels (len(ids),): documents' end mark and each
+    position's label, as model.forward's (documents: every end mark is scored too)."""
     P = len(ids) - 1
     if P < 1:
         return 0.0, 0
-    total, _ = _scores(params, cell, ids, streams, seq_length, shards, context=context, mask=mask)
+    total, _ = _scores(params, cell, ids, streams, seq_length, shards, context=context, mask=mask,
+                       end=end, labels=labels)
     return total, P if mask is None else int(mask[1:].sum())
 
 
@@ -158,7 +172,7 @@ def score_completions(params, cell, ids, mask, shards=None):
 
 
 def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_LENGTH,
-                  shards=None, context=EVAL_CONTEXT, hits=None):
+                  shards=None, context=EVAL_CONTEXT, hits=None, end=None, labels=None):
     """log p(ids[p + 1] | ids[:p + 1]) in nats for every predicted position p, (len(ids) - 1,)
     float64, segmented as score_ids is: -char_logprobs(...).sum() is score_ids' total. hits, a
     (len(ids) - 1,) bool array, gets whether ids[p + 1] was the most likely character (a tie
@@ -167,7 +181,8 @@ def char_logprobs(params, cell, ids, streams=EVAL_STREAMS, seq_length=EVAL_SEQ_L
     if P < 1:
         return np.zeros(0)
     out = np.zeros(P)
-    _scores(params, cell, ids, streams, seq_length, shards, out, context, hits=hits)
+    _scores(params, cell, ids, streams, seq_length, shards, out, context, hits=hits, end=end,
+            labels=labels)
     return out
 
 

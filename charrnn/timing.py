@@ -30,23 +30,26 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
         t0 = time.perf_counter()
         inputs, targets, _ = batches.chunk(k)
         _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
-                                          model_cfg.dropout, rng, shards)
+                                          model_cfg.dropout, rng, shards, end=batches.end,
+                                          labels=batches.labels_at(k))
         clip_grads(grads, tc.grad_clip, tc.clip_mode)
         optimizer.step(grads, tc.learning_rate, k + 1)
         times.append(time.perf_counter() - t0)
     return float(np.median(times[1:]))
 
 
-def seconds_per_char(model_cfg, vocab_size, ids, batch_size, seq_length, threads, timed_iters=2):
+def seconds_per_char(model_cfg, vocab_size, ids, batch_size, seq_length, threads, timed_iters=2,
+                     end=None):
     """Training seconds per character of the model model_cfg (a ModelConfig) at batch_size
     streams of seq_length: a fresh model timed on timed_iters throwaway iterations over the
-    first characters of ids (repeated if the text is short)."""
+    first characters of ids (repeated if the text is short); end: the end mark's id for
+    documents."""
     N, T = batch_size, seq_length
     params = init_params(model_cfg.model, vocab_size, model_cfg.hidden_size, model_cfg.num_layers,
                          np.random.default_rng(0))
     ids = np.resize(np.asarray(ids[:4 * N * T + 1]), 4 * N * T + 1)
     timing = TrainConfig(batch_size=N, seq_length=T, threads=threads)
     with Shards(threads) as shards:
-        per_iter = seconds_per_iteration(params, model_cfg, timing, Batches(ids, N, T), shards,
-                                         timed_iters=timed_iters)
+        per_iter = seconds_per_iteration(params, model_cfg, timing, Batches(ids, N, T, end=end),
+                                         shards, timed_iters=timed_iters)
     return per_iter / (N * T)

@@ -60,6 +60,7 @@ from .errors import Interrupted, TrainingError
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
+from .documents import END
 from . import evaluate
 from .model import clip_grads, init_params, num_params, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
@@ -99,11 +100,14 @@ class _SignalFlag:
 
 
 def prepare_data(corpus, val_frac, batch_size, seq_length, completion=""):
-    """Training batches, validation ids and, with a completion setting, the validation ids'
-    mask (else None) for a Corpus; DataError if unusable."""
+    """Training batches, validation ids, with a completion setting the validation ids' mask
+    (else None), and with labels the validation ids' labels (else None), for a Corpus;
+    DataError if unusable."""
     if len(corpus.vocab) < 2:
         raise DataError(f"{corpus.source}: the text has only one distinct character "
                         f"({corpus.vocab.chars!r}); there is nothing to learn")
+    if corpus.documents != "stream":
+        return _prepare_documents(corpus, batch_size, seq_length)
     train_ids, val_ids = split_train_val(corpus.ids, val_frac)
     if val_frac == 0:
         val_ids = train_ids  # no held-out text: evaluations score the training text
@@ -123,11 +127,28 @@ def prepare_data(corpus, val_frac, batch_size, seq_length, completion=""):
                 raise DataError(f"{corpus.source}: the {part} part has no completion to score: "
                                 f"completion {completion!r} scores the characters after "
                                 f"{completion[0]!r} up to and including {completion[1]!r}")
+    return _batches(corpus, train_ids, batch_size, seq_length, train_mask), val_ids, val_mask, None
+
+
+def _batches(corpus, ids, batch_size, seq_length, mask=None, end=None, labels=None):
     try:
-        batches = Batches(train_ids, batch_size, seq_length, train_mask)
+        return Batches(ids, batch_size, seq_length, mask, end, labels)
     except DataError as e:
         raise DataError(f"{corpus.source}: {e}") from None
-    return batches, val_ids, val_mask
+
+
+def _prepare_documents(corpus, batch_size, seq_length):
+    """prepare_data for documents: the training documents are ids[:val_start + 1] (ending with
+    the end mark of the last), the held-out ones ids[val_start:] (documents.hold_out put them
+    last); without a held-out part (val_frac 0) validation scores the training documents."""
+    end = corpus.vocab.stoi[END]
+    split = len(corpus.ids) - 1 if corpus.val_start is None else corpus.val_start
+    labels = corpus.label_ids
+    batches = _batches(corpus, corpus.ids[:split + 1], batch_size, seq_length, end=end,
+                       labels=None if labels is None else labels[:split + 1])
+    if corpus.val_start is None:
+        return batches, corpus.ids, None, labels
+    return batches, corpus.ids[split:], None, None if labels is None else labels[split:]
 
 
 def divergence_bound(vocab_size):
@@ -334,7 +355,7 @@ class _Training:
 
     def __init__(self, corpus, model_cfg, train_cfg, out_dir, rng_seed, resume, init_from):
         self.corpus, self.model_cfg, self.cfg = corpus, model_cfg, train_cfg
-        self.batches, self.val_ids, self.val_mask = prepare_data(
+        self.batches, self.val_ids, self.val_mask, self.val_labels = prepare_data(
             corpus, train_cfg.val_frac, train_cfg.batch_size, train_cfg.seq_length,
             train_cfg.completion)
         self.out_dir = Path(out_dir)
@@ -347,12 +368,15 @@ class _Training:
         else:
             params = (init_from.params if init_from is not None
                       else init_params(model_cfg.model, len(corpus.vocab),
-                                       model_cfg.hidden_size, model_cfg.num_layers, rng))
+                                       model_cfg.hidden_size, model_cfg.num_layers, rng,
+                                       num_labels=len(corpus.label_names)))
             self.run = _Run(params, init_state(train_cfg.optimizer, params, train_cfg.momentum),
                             rng, self.zero_state(), 0,
                             {"data_sha256": corpus.sha256, "data_source": corpus.source,
                              "best_val_loss": None, "best_iteration": None, "seconds": 0.0,
                              "rng_seed": rng_seed, "lr_scale": 1.0})
+            if corpus.documents != "stream":   # where the held-out documents start (resume)
+                self.run.info["val_start"] = corpus.val_start
         if train_cfg.ema and not any(k.startswith("ema/") for k in self.run.optim_state):
             # the moving average of the weights starts at the weights (kept with the optimizer's
             # state, so checkpoints carry it and a resumed run goes on exactly)
@@ -376,7 +400,8 @@ class _Training:
         return Checkpoint(params=run.params, vocab=self.corpus.vocab, model_cfg=self.model_cfg,
                           train_cfg=self.cfg, iteration=run.iteration,
                           optim_state=run.optim_state, rng_state=run.rng.bit_generator.state,
-                          hidden_state=run.hidden, info=dict(run.info))
+                          hidden_state=run.hidden, info=dict(run.info),
+                          labels=self.corpus.label_names)
 
     def learning_rate(self):
         """The rate of the update that the next iteration makes: the schedule's, times the
@@ -405,7 +430,8 @@ class _Training:
         character, or with a completion setting over the completions' characters."""
         params, cell = self.eval_params(), self.model_cfg.model
         if self.val_mask is None:
-            total, n = evaluate.score_ids(params, cell, self.val_ids, shards=shards)
+            total, n = evaluate.score_ids(params, cell, self.val_ids, shards=shards,
+                                          end=self.batches.end, labels=self.val_labels)
             return total / n, None
         total, n, right = evaluate.score_completions(params, cell, self.val_ids,
                                                      self.val_mask, shards)
@@ -490,8 +516,9 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
             inputs, targets, new_pass = batches.chunk(run.iteration - t.text_start)
             if new_pass:
                 run.hidden = t.zero_state()
-            loss, grads, hidden = loss_and_grads(run.params, cell, inputs, targets, run.hidden,
-                                                 dropout, run.rng, shards)
+            loss, grads, hidden = loss_and_grads(
+                run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards,
+                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start))
             norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
             # roll back on divergence: such a loss or gradient is never applied
             if not (math.isfinite(loss) and math.isfinite(norm)) or loss > t.bound:
@@ -660,9 +687,10 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
     (from a few real iterations). DataError if the text cannot make one batch or validation."""
     cell, L, H = model_cfg.model, model_cfg.num_layers, model_cfg.hidden_size
     tc = train_cfg
-    batches, val_ids, _ = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length,
-                                       tc.completion)
-    params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed))
+    batches, val_ids, _, _ = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length,
+                                          tc.completion)
+    params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed),
+                         num_labels=len(corpus.label_names))
     with Shards(tc.threads) as shards:
         per_iter = seconds_per_iteration(params, model_cfg, tc, batches, shards)
     streams, seg, context = evaluate.segment_layout(len(val_ids))

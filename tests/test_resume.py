@@ -112,16 +112,16 @@ def test_new_text_carries_the_state_and_reads_the_text_from_its_beginning(tmp_pa
     seen = []
     real = train_module.loss_and_grads
 
-    def recording(params, cell, inputs, targets, state, *args):
+    def recording(params, cell, inputs, targets, state, *args, **kwargs):
         seen.append((inputs.copy(), [s.copy() for layer in state for s in layer]))
-        return real(params, cell, inputs, targets, state, *args)
+        return real(params, cell, inputs, targets, state, *args, **kwargs)
 
     monkeypatch.setattr(train_module, "loss_and_grads", recording)
     path, summary = _fit_products(tmp_path, second, run, max_iters=17)
     assert summary["iterations"] == 17 and summary["resumed_from"] == 10
     assert summary["changed"] == ["max_iters", "text"]
     # the new text's first chunk (in the run's vocabulary), from a zero state
-    batches, _, _ = train_module.prepare_data(load_corpus(path, vocab=before.vocab), 0.2, 3, 6,
+    batches, _, _, _ = train_module.prepare_data(load_corpus(path, vocab=before.vocab), 0.2, 3, 6,
                                               "@.")
     np.testing.assert_array_equal(seen[0][0], batches.chunk(0)[0])
     assert all(np.all(s == 0) for s in seen[0][1])

@@ -1,0 +1,3 @@
+"""Placeholder until the documents reader lands (branch docs-read)."""
+
+END = "\x03"
