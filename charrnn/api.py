@@ -133,12 +133,18 @@ def _read(path):
 
 def sampler(model=None, seed=None, num_chars=200, *, seed_file=None, temperature=1.0, top_k=0,
            top_p=1.0, greedy=False, stop=(), num_samples=1, unk="error", rng_seed=None,
-           runs_dir=runs.RUNS_DIR):
+           label=None, novel=False, runs_dir=runs.RUNS_DIR):
     """A Generation, as `charrnn sample` runs it: .seed (what the model reads: seed, the text of
     seed_file ('-': stdin), or a newline), .notes (the model used, when it is the latest run;
     seed characters skipped or replaced; stop strings that can never match), and
     .samples(logprobs=False, on_char=None), which draws them (on_char gets sample 0's
-    characters as they are drawn). SeedError for a seed the model cannot read."""
+    characters as they are drawn). SeedError for a seed the model cannot read.
+
+    A model of documents gives a sample_docs.Drawing instead (.documents is True):
+    .samples(novelty=False) draws num_samples whole documents, each of at most num_chars
+    characters, starting with seed (default: none); label: the label to draw for (a model with
+    labels needs one: DataError listing them); novel: only documents that are not among the
+    training text's (read from the run directory's data)."""
     import numpy as np
 
     from .sample import SampleConfig, default_seed, prepare
@@ -146,7 +152,14 @@ def sampler(model=None, seed=None, num_chars=200, *, seed_file=None, temperature
     ckpt, notes = _open(model, runs_dir)
     if seed_file is not None:
         seed = _read(seed_file)
-    elif seed is None:
+    if ckpt.end is not None:
+        return _drawing(ckpt, seed or "", num_chars, temperature, top_k, top_p, greedy,
+                        num_samples, unk, np.random.default_rng(rng_seed), label, novel,
+                        notes, "seed_file" if seed_file is not None else "seed")
+    if label is not None or novel:
+        raise ArgumentError("--label and --novel are for a model of documents (trained with "
+                            "--lines or on files); this model reads one stream")
+    if seed is None:
         seed = default_seed(ckpt.vocab)
     cfg = SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k or 0,
                        top_p=top_p, greedy=greedy, num_samples=num_samples, stop=tuple(stop))
@@ -157,16 +170,48 @@ def sampler(model=None, seed=None, num_chars=200, *, seed_file=None, temperature
     return dataclasses.replace(generation, notes=notes + generation.notes)
 
 
+def _drawing(ckpt, prefix, num_chars, temperature, top_k, top_p, greedy, num_samples, unk, rng,
+             label, novel, notes, argument):
+    """sampler's Drawing for a model of documents."""
+    from .sample import prepare_seed
+    from .sample_docs import Drawing, conditioned, config
+
+    if prefix:
+        try:
+            prefix, missing = prepare_seed(ckpt.vocab, prefix, unk)
+        except DataError as e:
+            raise SeedError(str(e), argument) from None
+    cfg = config(num_chars, num_samples, temperature, top_k or 0, top_p, greedy)
+    return Drawing(conditioned(ckpt, label), prefix, cfg, rng, _training_documents(ckpt), novel,
+                   label, notes)
+
+
+def _training_documents(ckpt):
+    """A function giving the set of the documents ckpt was trained on (read from its run
+    directory's data, when it has one), or None."""
+    import numpy as np
+
+    from .documents import document_texts
+
+    data = ckpt.path.parent / runs.DATA if ckpt.path is not None else None
+    if data is None or not data.is_file():
+        return None
+    return lambda: set(document_texts(np.load(data, mmap_mode="r"), ckpt.vocab))
+
+
 def generate(model, seed=None, num_chars=200, *, temperature=1.0, top_k=0, top_p=1.0,
-             greedy=False, stop=(), num_samples=None, unk="error", rng_seed=None):
+             greedy=False, stop=(), num_samples=None, unk="error", rng_seed=None, label=None,
+             novel=False):
     """Text that follows seed (default: a newline, or the model's first character), as `charrnn
     sample` draws it: the num_chars new characters (fewer if a stop string ends it), without
     the seed. num_samples=None gives one str; num_samples=K a list of K independent samples.
     unk: 'error', 'skip' or 'replace' for seed characters outside the model's vocabulary.
-    The same rng_seed and options give the same text."""
+    The same rng_seed and options give the same text. A model of documents gives whole
+    documents (each starting with seed, if given), for label (a model with labels), only new
+    ones with novel (see sampler)."""
     generation = sampler(model, seed, num_chars, temperature=temperature, top_k=top_k,
                         top_p=top_p, greedy=greedy, stop=stop, num_samples=num_samples or 1,
-                        unk=unk, rng_seed=rng_seed)
+                        unk=unk, rng_seed=rng_seed, label=label, novel=novel)
     texts = [s.text for s in generation.samples()]
     return texts[0] if num_samples is None else texts
 

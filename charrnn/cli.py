@@ -75,7 +75,17 @@ def cli():
 
 
 @cli.command()
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, metavar="[FILE|DIR]...",
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--lines", is_flag=True,
+              help="Each line is a document (the documents key: lines): read from the start "
+                   "state, ended by an end mark the model learns; sample then prints new lines.")
+@click.option("--labels", is_flag=True,
+              help="Documents carry labels (the labels key): a leading LABEL<TAB> on each line, "
+                   "or the folder a file lies in; sample --label asks for one.")
+@click.option("--include", "include", multiple=True, metavar="PATTERN",
+              help="Folders: read only files whose name matches PATTERN (e.g. '*.py'); "
+                   "repeatable.")
 @click.option("--config", "config_path", metavar="YAML|PRESET",
               help="YAML file of config keys, or the name of a preset shipped with charrnn: "
                    + ", ".join(api.presets()) + ".")
@@ -100,19 +110,27 @@ def cli():
               help="Check the text and config, time a few iterations, write nothing.")
 @rng_seed_option
 @json_option
-def train(file, config_path, sets, out, resume_dir, new_text, init_from, budget, dry_run,
-          rng_seed, as_json):
-    """Train a model on a UTF-8 text file (default: the built-in corpus).
+def train(files, lines, labels, include, config_path, sets, out, resume_dir, new_text, init_from,
+          budget, dry_run, rng_seed, as_json):
+    """Train a model on a UTF-8 text file (default: the built-in corpus), or on documents: the
+    lines of a list (--lines), or several files or folders (each file a document).
 
-    Holds out the last val_frac of the text for validation and writes last.npz, best.npz and
-    metrics.jsonl into the run directory.
+    Holds out the last val_frac of the text for validation (of documents: whole documents,
+    chosen at random with a fixed seed) and writes last.npz, best.npz and metrics.jsonl into
+    the run directory.
 
     \b
     Example:
         charrnn train input.txt --config configs/shakespeare.yaml --set max_iters=500
+        charrnn train names.txt --lines
+        charrnn train src/ --include '*.py'
     """
     log = (lambda line: None) if as_json else (lambda line: click.echo(line, err=True))
     keys = {"time": budget} if budget is not None else {}
+    keys.update({k: v for k, v in (("documents", "lines" if lines else None),
+                                   ("labels", True if labels else None),
+                                   ("include", ",".join(include) or None)) if v is not None})
+    file = None if not files else files[0] if len(files) == 1 else list(files)
     try:
         api.check_arguments(file, out, resume_dir, init_from, new_text, dry_run, cli=True)
         if dry_run:
@@ -188,7 +206,13 @@ def _dry_run_text(r):
               help="End a sample right after the first occurrence of STRING that ends in the "
                    "generated text (it may begin in the seed); repeatable: the first of any.")
 @click.option("--num-samples", type=click.IntRange(min=1), default=1, show_default=True,
-              metavar="K", help="Generate K independent samples, computed together as one batch.")
+              metavar="K", help="Generate K independent samples, computed together as one batch "
+                                "(a model of documents: K whole documents).")
+@click.option("--label", metavar="NAME",
+              help="A model with labels: draw documents of this label.")
+@click.option("--novel", is_flag=True,
+              help="A model of documents: only documents that are not in the training text "
+                   "(drawing until there are K).")
 @click.option("--separator", default="---", show_default=True,
               help="Line printed between samples (with --num-samples).")
 @click.option("--unk", type=click.Choice(["error", "skip", "replace"]), default="error",
@@ -200,7 +224,7 @@ def _dry_run_text(r):
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per sample (seed, text, stop, logprobs) instead of text.")
 def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_p, greedy, stop,
-           num_samples, separator, unk, rng_seed, as_json):
+           num_samples, label, novel, separator, unk, rng_seed, as_json):
     """Generate text from a trained checkpoint: the seed, then N new characters.
 
     \b
@@ -217,13 +241,16 @@ def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_
         generation = api.sampler(checkpoint, seed_text, num_chars, seed_file=seed_file,
                                 temperature=temperature, top_k=top_k or 0,
                                 top_p=top_p if top_p is not None else 1.0, greedy=greedy,
-                                stop=stop, num_samples=num_samples, unk=unk, rng_seed=rng_seed)
+                                stop=stop, num_samples=num_samples, unk=unk, rng_seed=rng_seed,
+                                label=label, novel=novel)
     except SeedError as e:
         raise click.BadParameter(str(e), param_hint="--" + e.argument.replace("_", "-")) \
             from None
-    except (CheckpointError, DataError) as e:
+    except (CheckpointError, DataError, ArgumentError) as e:
         raise _fail(e) from None
     _say(generation.notes)
+    if generation.documents:
+        return _print_documents(generation, separator, as_json)
     stream, fed = sys.stdout, generation.seed
     try:
         if as_json:
@@ -239,6 +266,27 @@ def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_
             for s in samples[1:]:
                 stream.write(f"{separator}\n{fed}{s.text}\n")
         stream.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _print_documents(drawing, separator, as_json):
+    """sample's output for a model of documents: one per line (a model of lines), else between
+    separator lines; with --json, one object per document."""
+    try:
+        documents = drawing.samples(novelty=as_json)
+    except DataError as e:
+        raise _fail(e) from None
+    lines = drawing.ckpt.train_cfg.documents == "lines"
+    try:
+        for k, d in enumerate(documents):
+            if as_json:
+                sys.stdout.write(json.dumps({"text": d.text, "logprob": round(d.logprob, 6),
+                                             "novel": d.novel, "complete": d.complete,
+                                             "label": drawing.label}) + "\n")
+            else:
+                sys.stdout.write(("" if lines or k == 0 else f"{separator}\n") + d.text + "\n")
+        sys.stdout.flush()
     except BrokenPipeError:
         _quiet_broken_pipe()
 
@@ -325,8 +373,11 @@ def _eval_text(result, accuracy):
     lines = []
     for name, r in zip(names, result.reports):
         lines += [f"{name}: {_score_line(r)}"] + (_accuracy_lines(name, r) if accuracy else [])
+        lines += [f"  label {label}: {_score_line(s)}" for label, s in r.get("labels", {}).items()]
     if len(names) > 1:
         lines.append(f"total: {_score_line(result.total)}")
+        lines += [f"  label {label}: {_score_line(s)}"
+                  for label, s in result.total.get("labels", {}).items()]
         lines += _accuracy_lines("total", result.total) if accuracy else []
     if result.worst:
         lines.append(f"the {len(result.worst)} most surprising characters:")
@@ -337,6 +388,8 @@ def _eval_text(result, accuracy):
 
 def _score_line(r):
     counted = "characters"
+    if r.get("documents"):
+        counted = f"characters and end marks ({r['documents']:,} documents)"
     if r.get("completion"):
         separator, end = r["completion"]
         counted = f"completion characters (after {separator!r}, through {end!r})"

@@ -208,6 +208,9 @@ class Scored:
                                        # the most likely one (teacher-forced accuracy)
     levels: tuple | None = None        # per line of text, its label's (L, N) (or None); None
                                        # when the lines carry no labels
+    labels: np.ndarray | None = None   # (M - 1,) documents with labels: each prediction's label
+    label_names: tuple = ()            # ... by id (the model's labels)
+    documents: int = 0                 # a model of documents: the documents read
 
     @property
     def n_skipped(self):
@@ -223,7 +226,23 @@ class Scored:
 
     def summary(self):
         logprobs = self.scored_logprobs()
-        return summarize(-float(logprobs.sum()), len(logprobs))
+        return dict(summarize(-float(logprobs.sum()), len(logprobs)), **per_label([self]),
+                    **({"documents": self.documents} if self.documents else {}))
+
+
+def per_label(scored):
+    """{"labels": {name: summary}} over the predictions of each label of scored texts of
+    documents with labels (a document's end mark counts with it); {} without labels."""
+    scored = [s for s in scored if s.labels is not None]
+    if not scored:
+        return {}
+    names = scored[0].label_names
+    labels = np.concatenate([s.labels for s in scored])
+    logprobs = np.concatenate([s.logprobs for s in scored])
+    totals = np.bincount(labels, weights=-logprobs, minlength=len(names))
+    counts = np.bincount(labels, minlength=len(names))
+    return {"labels": {name: summarize(float(totals[k]), int(counts[k]))
+                       for k, name in enumerate(names) if counts[k]}}
 
 
 def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
@@ -236,7 +255,14 @@ def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
 
     With the checkpoint's completion setting, the lines' `L<TAB>N<TAB>` labels are not read
     (Scored.levels keeps them) and only the completions' characters are scored; a text without
-    any is a DataError."""
+    any is a DataError.
+
+    A model of documents reads the text as its documents (lines, or the text as one
+    document): each from the start state, its end mark scored with it (so the loss per
+    character counts the end marks, as makemore's does); Scored.text is then the text as read,
+    end marks included."""
+    if ckpt.end is not None:
+        return _score_documents(ckpt, text, unk, shards, exact)
     vocab, completion = ckpt.vocab, ckpt.train_cfg.completion
     kept, levels = strip_labels(text) if completion else (None, None)
     kept = np.arange(len(text)) if kept is None else kept
@@ -266,6 +292,31 @@ def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
     logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, ids,
                              streams=1 if exact else EVAL_STREAMS, shards=shards, hits=right)
     return Scored(text, kept, logprobs, skipped, counted, right, levels)
+
+
+def _score_documents(ckpt, text, unk, shards, exact):
+    """score_text for a model of documents."""
+    from .documents import documents_from_text
+
+    mode, labelled = ckpt.train_cfg.documents, ckpt.train_cfg.labels
+    own = documents_from_text(text, mode, labelled)        # in its own vocabulary
+    missing = sorted(set(own.vocab.chars) - set(ckpt.vocab.chars))
+    if missing and unk == "error":
+        raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
+    skipped = {ch: text.count(ch) for ch in missing}
+    if missing:
+        text = text.translate({ord(ch): None for ch in missing})
+    corpus = documents_from_text(text, mode, labelled, vocab=ckpt.vocab)
+    labels = None
+    if labelled:   # the text's label ids -> the model's
+        lut = np.array([ckpt.label_id(name) for name in corpus.label_names], dtype=np.int32)
+        labels = lut[np.asarray(corpus.label_ids)]
+    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, corpus.ids,
+                             streams=1 if exact else EVAL_STREAMS, shards=shards, end=ckpt.end,
+                             labels=labels)
+    return Scored(corpus.vocab.decode(corpus.ids), np.arange(len(corpus.ids)), logprobs, skipped,
+                  labels=None if labels is None else labels[:-1], label_names=ckpt.labels,
+                  documents=int(np.count_nonzero(corpus.ids == ckpt.end)) - 1)
 
 
 def completion_ids_mask(vocab, ids, completion):
@@ -363,7 +414,9 @@ def evaluate_texts(ckpt, texts, unk="error", exact=False, accuracy=False, worst_
     reports = tuple(dict(s.summary(), **what, **_skip_report([s], unk),
                          **(accuracy_report(c) if accuracy else {}))
                     for s, c in zip(scored, counts or [None] * len(scored)))
-    total = dict(total_summary(scored), **what, **_skip_report(scored, unk),
+    documents = sum(s.documents for s in scored)
+    total = dict(total_summary(scored), **per_label(scored), **what, **_skip_report(scored, unk),
+                 **({"documents": documents} if documents else {}),
                  **(accuracy_report(merge_counts(counts)) if accuracy else {}))
     return Evaluation(names, reports, total, tuple(worst(scored, worst_k) if worst_k else ()))
 

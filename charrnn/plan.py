@@ -28,8 +28,9 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict
 from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
                    load_corpus, open_cached)
+from .documents import END, hold_out, load_documents
 from .errors import ArgumentError, RunError
-from .runs import (DATA, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir,
+from .runs import (DATA, LABELS, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir,
                    mend_metrics)
 from .timing import seconds_per_char
 
@@ -91,10 +92,39 @@ def plan(file=None, *, config=None, sets=(), keys=None, out=None, resume=None, i
 
 def plan_dry_run(file=None, *, config=None, sets=(), keys=None, init_from=None):
     """A new run's RunPlan without a run directory: what `train --dry-run` reports on."""
-    layers = Layers.read(config, sets, keys)
+    layers = _documents_layer(file, Layers.read(config, sets, keys))
     start = _start_from(init_from, layers)
-    corpus = _read_corpus(file, None, start.ckpt, start.train_cfg.vocab)
+    corpus = _read_corpus(file, None, start.ckpt, start.train_cfg)
     return _with_choices(corpus, layers, start, None, None)
+
+
+def inputs(file):
+    """The training text's paths as a list (file: None for the built-in corpus, a path, or a
+    list of files and folders), or None."""
+    if file is None:
+        return None
+    return [Path(f) for f in file] if isinstance(file, (list, tuple)) else [Path(file)]
+
+
+def _several(file):
+    paths = inputs(file)
+    return paths is not None and (len(paths) > 1 or paths[0].is_dir())
+
+
+def _documents_layer(file, layers):
+    """Several files or a folder are documents, one per file, unless the documents key says
+    otherwise (lines; stream is refused: ConfigError)."""
+    if not _several(file):
+        return layers
+    documents = layers.given().get("documents")
+    if documents == "stream":
+        raise ConfigError("documents stream reads one text; several files or a folder are read "
+                          "as documents: files (each file one) or lines (each line one)",
+                          "documents")
+    if documents is None:
+        return dataclasses.replace(layers, layers=layers.layers + (
+            ("several files", {"documents": "files"}),))
+    return layers
 
 
 @dataclass(frozen=True)
@@ -126,22 +156,33 @@ def _start_from(init_from, layers):
     return _Start(base, model_cfg, train_cfg, ckpt)
 
 
-def _read_corpus(file, cache=None, ckpt=None, vocab=""):
+def _read_corpus(file, cache=None, ckpt=None, train_cfg=TrainConfig(), labels_cache=None):
     """The encoded text (None: the built-in corpus): in ckpt's vocabulary if one is given, else
-    in that of the vocab key's characters if given, else in the text's own."""
+    in that of the vocab key's characters if given, else in the text's own. Documents (the
+    documents key) are read by documents.load_documents, their end mark in the vocabulary."""
+    vocab, source = None, "the checkpoint's vocabulary"
     if ckpt is not None:
-        return load_corpus(file, cache, vocab=ckpt.vocab)
-    if vocab:
-        return load_corpus(file, cache, vocab=Vocab.from_text(vocab),
-                           vocab_source="the vocabulary that the vocab key gives")
-    return load_corpus(file, cache)
+        vocab = ckpt.vocab
+    elif train_cfg.vocab:
+        extra = END if train_cfg.documents != "stream" else ""
+        vocab = Vocab.from_text(train_cfg.vocab + extra)
+        source = "the vocabulary that the vocab key gives"
+    if train_cfg.documents == "stream":
+        return load_corpus(file, cache, vocab=vocab, vocab_source=source)
+    if file is None:
+        raise ConfigError(f"documents {train_cfg.documents} needs a text: give FILE (the "
+                          "built-in corpus is one stream)", "documents")
+    return load_documents(inputs(file), train_cfg.documents, train_cfg.labels,
+                          train_cfg.include_patterns, cache, labels_cache, vocab=vocab,
+                          vocab_source=source)
 
 
 def plan_new_run(file, layers, out=None, init_from=None, runs_dir=RUNS_DIR):
     """Check the config, make and own the run directory, encode the text into it (data.npy),
     and resolve the config with charrnn's choices. Nothing is left behind when it is refused."""
+    layers = _documents_layer(file, layers)
     start = _start_from(init_from, layers)
-    name = Path(file).stem if file is not None else "builtin"
+    name = inputs(file)[0].stem if file is not None else "builtin"
     run_dir, created = make_run_dir(out, name, runs_dir)
     lock = RunLock(run_dir)
     try:
@@ -149,7 +190,8 @@ def plan_new_run(file, layers, out=None, init_from=None, runs_dir=RUNS_DIR):
         if holds_run(run_dir):
             raise RunError(f"{run_dir}: already holds a run; choose another --out, or continue "
                            f"it with --resume {run_dir}")
-        corpus = _read_corpus(file, run_dir / DATA, start.ckpt, start.train_cfg.vocab)
+        corpus = _read_corpus(file, run_dir / DATA, start.ckpt, start.train_cfg,
+                              run_dir / LABELS)
         return _with_choices(corpus, layers, start, run_dir, lock)
     except (RunError, DataError, ConfigError, OSError) as e:
         lock.release()
@@ -168,15 +210,23 @@ def _with_choices(corpus, layers, start, run_dir, lock):
     resolved = as_dict(model_cfg, train_cfg)
     given = {k: resolved[k] for k in set(layers.given()) | set(start.base)}
 
+    end = None if train_cfg.documents == "stream" else corpus.vocab.stoi[END]
+
     def timed(model, N, T):
         """Seconds per training character of a model given by its model keys, here."""
         cfg = ModelConfig(**{**dataclasses.asdict(model_cfg), **model})
-        return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.threads)
+        return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.threads,
+                                end=end)
 
     choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed,
                                 train_cfg.budget_seconds)
     if choices:
         model_cfg, train_cfg = layers.resolve(start.base, choices)
+    if end is not None:   # the held-out documents, chosen now that val_frac is known
+        labelled = run_dir is not None and corpus.label_ids is not None
+        corpus = hold_out(corpus, train_cfg.val_frac,
+                          cache=run_dir / DATA if run_dir is not None else None,
+                          labels_cache=run_dir / LABELS if labelled else None)
     return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=start.ckpt,
                    notes=(said,) if said else ())
 
@@ -216,6 +266,11 @@ def _resume(run_dir, lock, file, layers, new_text=False):
         raise ConfigError(f"{run_dir} is at iteration {ckpt.iteration} and max_iters is "
                           f"{train_cfg.max_iters}: nothing to do; raise it with "
                           "--set max_iters=N", "max_iters")
+    if ckpt.train_cfg.documents != "stream":
+        corpus = _resume_documents(run_dir, ckpt, file, new_text)
+        mended = mend_metrics(run_dir)
+        return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed,
+                       notes=(mended,) if mended else ())
     if new_text:
         ckpt, corpus = _switch_text(run_dir, ckpt, file)
         mended = mend_metrics(run_dir)
@@ -240,6 +295,34 @@ def _resume(run_dir, lock, file, layers, new_text=False):
     mended = mend_metrics(run_dir)
     return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, resume=ckpt, changed=changed,
                    notes=(mended,) if mended else ())
+
+
+def _resume_documents(run_dir, ckpt, file, new_text):
+    """The corpus of a run of documents to resume: its cached ids (data.npy, the held-out
+    documents last) and labels (labels.npy), split where the run split them; the text given
+    again (file) must read the same (SHA-256)."""
+    if new_text:
+        raise ArgumentError("--new-text goes on with another stream of text; a run of documents "
+                            f"cannot switch: start a new run with --init-from {run_dir}")
+    cache, labels = run_dir / DATA, run_dir / LABELS
+    if not cache.is_file() or (ckpt.labels and not labels.is_file()):
+        raise DataError(f"{run_dir}: its documents' cached ids ({DATA}"
+                        f"{' and ' + LABELS if ckpt.labels else ''}) are missing; start a new "
+                        f"run with --init-from {run_dir}")
+    expected, source = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
+    if file is not None:
+        cfg = ckpt.train_cfg
+        given = load_documents(inputs(file), cfg.documents, cfg.labels, cfg.include_patterns,
+                               vocab=ckpt.vocab)
+        if given.sha256 != expected:
+            raise DataError(f"{given.source}: not the text {run_dir} was trained on (SHA-256 "
+                            f"{given.sha256[:16]}..., the run's is {expected[:16]}...); start a "
+                            f"new run with --init-from {run_dir}")
+    corpus = open_cached(cache, ckpt.vocab, source, expected)
+    return dataclasses.replace(
+        corpus, documents=ckpt.train_cfg.documents, label_names=ckpt.labels,
+        label_ids=np.load(labels, mmap_mode="r") if ckpt.labels else None,
+        val_start=ckpt.info.get("val_start"))
 
 
 def _switch_text(run_dir, ckpt, file):

@@ -47,6 +47,7 @@ LAST = "last.npz"
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
 DATA = "data.npy"
+LABELS = "labels.npy"         # documents with labels: each position's label id, beside DATA
 LOCK = "lock"
 START = ".start.npz"
 NEXT_DATA = "data-next.npy"  # a new text's ids, while a resume with new_text switches to it

@@ -441,6 +441,7 @@ class Generation:
     cfg: SampleConfig
     rng: np.random.Generator
     notes: tuple = ()
+    documents = False        # a stream's text (sample_docs.Drawing: whole documents)
 
     def samples(self, logprobs=False, on_char=None):
         """The list of Sample (generate_samples); on_char gets sample 0's characters as drawn."""

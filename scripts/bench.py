@@ -3,8 +3,9 @@
     python scripts/bench.py [TEXT] [--iters N] [--repeats R] [--configs C0,C1,...]
                             [--torch] [--torch-python PATH] [--json]
 
-For each configuration of issue 5 (C0 to C3 below) and the GRU of configs/shakespeare.yaml's
-first version (C4), in a fresh process of its own (so that its peak resident memory is that
+For each configuration of issue 5 (C0 to C3 below), the GRU of configs/shakespeare.yaml's
+first version (C4), and C1 and C4 on a list of 100,000 short lines read as documents (C1L, C4L:
+the state reset at every line; compare their train chars/s with C1's and C4's), in a fresh process of its own (so that its peak resident memory is that
 configuration's): a few warm-up iterations, then N timed training iterations (forward,
 backward, clipping to global norm 5, Adam) on batch_size x seq_length chunks of TEXT (default
 ../shared/data/tinyshakespeare.txt, else the built-in corpus), then 2,000 characters sampled at
@@ -50,6 +51,11 @@ CONFIGS = {  # name: (model, hidden, layers, batch, seq_length)
     "C3": ("lstm", 512, 2, 64, 100),
     "C4": ("gru", 256, 2, 64, 100),      # configs/shakespeare.yaml's model
 }
+# the same models on a list: LIST_LINES short lines cut from TEXT (lengths 2 to 16, seeded: about
+# the words of a dictionary), read as documents (--lines): the state reset at every line
+LINES = {"C1L": "C1", "C4L": "C4"}
+CONFIGS.update({name: CONFIGS[base] for name, base in LINES.items()})
+LIST_LINES = 100_000
 HERE = Path(__file__).resolve().parent
 DEFAULT_TEXT = HERE.parents[1] / "shared" / "data" / "tinyshakespeare.txt"
 THREADS = "2"
@@ -58,6 +64,7 @@ THREADS = "2"
 def train_iters(name, iters):
     """Timed iterations for a configuration: C0's are tiny, C3's big; each config runs for about
     a second or more, as this machine's timings vary from moment to moment."""
+    name = LINES.get(name, name)
     return {"C0": iters * 100, "C1": iters * 4, "C2": iters, "C3": max(3, iters // 2),
             "C4": iters}[name]
 
@@ -115,11 +122,22 @@ def peak_rss_mb():
 # --------------------------------------------------------------------------- one configuration
 
 
+def list_text(text):
+    """LIST_LINES short lines of text (newlines made spaces), one per line: a list to train on
+    as documents."""
+    flat = text.replace("\n", " ")
+    lengths = np.random.default_rng(0).integers(2, 17, LIST_LINES)
+    starts = np.cumsum(lengths) - lengths
+    return "\n".join(flat[a % (len(flat) - 16):a % (len(flat) - 16) + n]
+                     for a, n in zip(starts.tolist(), lengths.tolist())) + "\n"
+
+
 def worker(text_path, name, iters):
     """charrnn on one configuration, in this process: prints a JSON object."""
     from charrnn.checkpoint import Checkpoint
     from charrnn.config import ModelConfig, TrainConfig
     from charrnn.data import Batches, Vocab, builtin_corpus, read_text
+    from charrnn.documents import documents_from_text
     from charrnn.model import clip_grads, init_params, zero_state
     from charrnn.optim import FlatOptimizer, init_state
     from charrnn.parallel import Shards, loss_and_grads
@@ -127,14 +145,19 @@ def worker(text_path, name, iters):
 
     cell, H, L, N, T = CONFIGS[name]
     text = read_text(text_path) if text_path else builtin_corpus()
-    vocab = Vocab.from_text(text.text)
-    ids = vocab.encode(text.text)
+    end = None
+    if name in LINES:
+        corpus = documents_from_text(list_text(text.text), "lines")
+        vocab, ids, end = corpus.vocab, np.asarray(corpus.ids), corpus.vocab.stoi["\x03"]
+    else:
+        vocab = Vocab.from_text(text.text)
+        ids = vocab.encode(text.text)
     del text
     V = len(vocab)
     rng = np.random.default_rng(0)
     params = init_params(cell, V, H, L, rng)
     opt = FlatOptimizer("adam", params, init_state("adam", params))
-    batches = Batches(ids, N, T)
+    batches = Batches(ids, N, T, end=end)
     state = zero_state(cell, L, N, H)
     warmup = 3
     with Shards(TrainConfig().threads) as shards:   # as `charrnn train` does by default
@@ -144,7 +167,7 @@ def worker(text_path, name, iters):
             x, y, new_pass = batches.chunk(k)
             if new_pass:
                 state = zero_state(cell, L, N, H)
-            _, grads, state = loss_and_grads(params, cell, x, y, state, shards=shards)
+            _, grads, state = loss_and_grads(params, cell, x, y, state, shards=shards, end=end)
             clip_grads(grads, 5.0, "norm")
             opt.step(grads, 2e-3, k + 1)
     train_cps = N * T * iters / (time.perf_counter() - start)
@@ -172,11 +195,18 @@ def fit_worker(text_path, name, iters):
 
     import charrnn
 
+    from charrnn.data import read_text
+
     cell, H, L, N, T = CONFIGS[name]
     with tempfile.TemporaryDirectory() as out:
+        keys = {}
+        if name in LINES:
+            text_path = Path(out) / "list.txt"
+            text_path.write_text(list_text(read_text(DEFAULT_TEXT).text), encoding="utf-8")
+            keys["documents"] = "lines"
         summary = charrnn.fit(text_path, out=Path(out) / "run", model=cell, hidden_size=H,
                               num_layers=L, batch_size=N, seq_length=T, max_iters=iters,
-                              eval_every=iters, rng_seed=0)
+                              eval_every=iters, rng_seed=0, **keys)
     print(json.dumps({"fit_peak_mb": peak_rss_mb(),
                       "fit_cps": summary["chars_per_second"]}))
 
@@ -265,7 +295,7 @@ def main():
             if path is not None:     # the whole `charrnn train` process, as a user runs it
                 run.update(charrnn_run(path, name, max(2, iters // 4), "--fit-worker"))
             runs[name]["charrnn"].append(run)
-            if args.torch:
+            if args.torch and name not in LINES:   # the twin has no documents
                 runs[name]["torch"].append(torch_run(args.torch_python, path, name, iters))
             print(f"  repeat {rep + 1}/{args.repeats} {name} done", file=sys.stderr, flush=True)
 
@@ -297,7 +327,7 @@ def main():
                 f"{100 * row['peak_fraction']:>5.0f}% {row['sample_cps']:>9,.0f} "
                 f"{row['batch_cps']:>8,.0f} {row['peak_mb']:>5.0f} "
                 f"{row.get('fit_peak_mb', float('nan')):>6.0f}")
-        if args.torch:
+        if args.torch and name not in LINES:
             theirs = runs[name]["torch"]
             for k in ("train_cps", "sample_cps", "peak_mb"):
                 row["torch_" + k] = median(theirs, k)
