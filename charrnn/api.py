@@ -274,12 +274,17 @@ class Page:
     runs: tuple = ()
 
 
-def view(file, model=None, *, start=0, length=10_000, neurons="auto", runs_dir=runs.RUNS_DIR):
+def view(file, model=None, *, start=0, length=10_000, neurons="auto", unk="error",
+         runs_dir=runs.RUNS_DIR):
     """The page of `charrnn viz`: file's text ('-': stdin) from start, length characters,
     coloured by the model's surprisal, with rows for the units neurons names ('auto' or
-    'L:i,...'). ViewError for a start beyond the text or a unit not in the model."""
+    'L:i,...'). unk: 'error', 'skip' or 'replace' for characters outside the model's
+    vocabulary (viz.known_text: skipped ones are left out of the text, and start counts the
+    text without them; replace puts a space, or the model's first character, in their place);
+    the notes say how many. ViewError for a start beyond the text or a unit not in the model;
+    DataError for a text the model cannot read."""
     from .data import text_name
-    from .viz import build_view, cut_note, parse_units
+    from .viz import build_view, cut_note, known_text, parse_units
     from .viz_page import render_html
 
     ckpt, notes = _open(model, runs_dir)
@@ -288,11 +293,12 @@ def view(file, model=None, *, start=0, length=10_000, neurons="auto", runs_dir=r
     name = text_name(file)
     text = _read(file)
     try:
+        text, done = known_text(ckpt.vocab, text, unk)
         page = build_view(ckpt, text, name, start, length, units, str(ckpt.path))
     except DataError as e:
         raise DataError(f"{name}: {e}") from None
-    cut = cut_note(page)
-    return Page(render_html(page), "viz.html", notes + ((cut,) if cut else ()), view=page)
+    notes += tuple(note for note in (done, cut_note(page)) if note)
+    return Page(render_html(page), "viz.html", notes, view=page)
 
 
 def plot_runs(run_dirs, *, axis="iteration", fmt="svg"):

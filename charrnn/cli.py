@@ -101,7 +101,8 @@ def cli():
                    "read from its beginning; the weights, optimizer state and iteration carry "
                    "on.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path),
-              help="Start a new run from this checkpoint's (or run directory's) weights.")
+              help="Start a new run from this checkpoint's (or run directory's) weights; "
+                   "characters of FILE it never saw grow its vocabulary (fresh rows).")
 @click.option("--time", "budget", metavar="DURATION", callback=lambda c, p, v: _check_time(v),
               help="Train for this long (30s, 10m, 1.5h), final evaluation included: the run "
                    "plans its iterations to end within it (the time config key). With "
@@ -449,7 +450,12 @@ def _write_or_print(output, page):
               help="The units given a row: auto picks them (the unit that follows each of a few "
                    "features of the text best, then the most varied), or a list of "
                    "LAYER:INDEX, from 0, e.g. 0:12,1:200.")
-def viz(file, checkpoint, output, start, length, neurons):
+@click.option("--unk", type=click.Choice(["error", "skip", "replace"]), default="error",
+              show_default=True,
+              help="Characters outside the model's vocabulary: refuse the text, leave them out "
+                   "of it (--start then counts the text without them), or show each as a space "
+                   "(the model's first character if it has no space).")
+def viz(file, checkpoint, output, start, length, neurons, unk):
     """Write one self-contained HTML page: a text coloured by how surprised the model is at each
     character, its top guesses, and what chosen units do.
 
@@ -461,7 +467,7 @@ def viz(file, checkpoint, output, start, length, neurons):
         charrnn viz input.txt --start 5000 --length 2000 --neurons 0:12,1:37
     """
     try:
-        page = api.view(file, checkpoint, start=start, length=length, neurons=neurons)
+        page = api.view(file, checkpoint, start=start, length=length, neurons=neurons, unk=unk)
         wrote = _write_or_print(output, page)
     except ViewError as e:
         raise click.BadParameter(str(e), param_hint=f"'--{e.argument}'") from None

@@ -298,12 +298,14 @@ def _encode_chunk(text, lut, table):
     return lut[np.frombuffer(raw, dtype=np.uint8)]
 
 
-def load_corpus(path=None, cache=None, vocab=None, vocab_source="the checkpoint's vocabulary"):
+def load_corpus(path=None, cache=None, vocab=None, vocab_source="the checkpoint's vocabulary",
+                grow=False, hint=""):
     """Read and encode a training text (None: the built-in corpus) into ids.
 
     cache: an .npy path to write the ids to, memory-mapped; or None to keep them in memory.
     vocab: encode with this vocabulary (fine-tuning, or the vocab key); characters outside it are
-    a DataError naming them and vocab_source (where the vocabulary came from).
+    a DataError naming them and vocab_source (where the vocabulary came from), then hint; or
+    with grow, added to it (the Corpus's vocabulary: vocab's characters and the text's new ones).
     """
     reader = _reader(path)
     seen = np.zeros(MAX_CODE_POINT, dtype=bool)
@@ -317,9 +319,11 @@ def load_corpus(path=None, cache=None, vocab=None, vocab_source="the checkpoint'
         vocab = Vocab.from_code_points(present)
     else:
         missing = np.setdiff1d(present, vocab.code_points())
-        if missing.size:
+        if missing.size and grow:
+            vocab = Vocab.from_code_points(np.union1d(vocab.code_points(), missing))
+        elif missing.size:
             raise DataError(f"{reader.source}: characters not in {vocab_source}: "
-                            f"{format_chars([chr(c) for c in missing])}")
+                            f"{format_chars([chr(c) for c in missing])}{hint}")
     dtype = vocab.id_dtype()
     lut = np.zeros(MAX_CODE_POINT, dtype=dtype)
     lut[vocab.code_points()] = np.arange(len(vocab))

@@ -92,6 +92,33 @@ def init_params(cell, vocab_size, hidden_size, num_layers, rng, dtype=np.float32
     return params
 
 
+def grow_vocab(params, old_vocab, new_vocab, rng):
+    """params of a model over old_vocab, remapped onto new_vocab (a data.Vocab that holds every
+    character of old_vocab, and more): each old character keeps its learned rows (its embed row,
+    Why column and by entry) at its id in new_vocab; each new character gets rows as init_params
+    makes them (embed ~ N(0, 1), Why ~ U(-0.1/sqrt(H), 0.1/sqrt(H)), by 0), drawn from rng. The
+    other parameters do not depend on V: they are the same arrays. A new dict; params as is."""
+    old, new = old_vocab.chars, new_vocab.chars
+    if set(old) - set(new):
+        raise ValueError("grow_vocab: new_vocab lacks characters of old_vocab")
+    at = np.array([new_vocab.stoi[ch] for ch in old], dtype=np.int64)    # old id -> new id
+    fresh = np.array([i for i, ch in enumerate(new) if ch not in old_vocab.stoi], dtype=np.int64)
+    grown = dict(params)
+    if not len(fresh):
+        return grown
+    embed, Why = params["embed"], params["Why"]
+    (V, H), bound = (len(new), embed.shape[1]), 1.0 / np.sqrt(embed.shape[1])
+    grown["embed"] = np.empty((V, H), dtype=embed.dtype)
+    grown["embed"][at] = embed
+    grown["embed"][fresh] = rng.standard_normal((len(fresh), H))
+    grown["Why"] = np.empty((H, V), dtype=Why.dtype)
+    grown["Why"][:, at] = Why
+    grown["Why"][:, fresh] = rng.uniform(-0.1 * bound, 0.1 * bound, (H, len(fresh)))
+    grown["by"] = np.zeros(V, dtype=params["by"].dtype)
+    grown["by"][at] = params["by"]
+    return grown
+
+
 def num_params(params):
     return int(sum(p.size for p in params.values()))
 

@@ -3,10 +3,14 @@ and owned before training begins (train.py then runs it).
 
 - A new run refuses a directory that already holds a run (last.npz or best.npz); --resume
   continues one only with the same text (SHA-256) and config, but for SAFE_TO_CHANGE; a run
-  started --init-from a checkpoint keeps its model keys and vocabulary.
+  started --init-from a checkpoint keeps its model keys and vocabulary, which grows by the
+  characters of its text that the checkpoint lacks (model.grow_vocab gives them fresh rows),
+  unless the vocab key is given (then it must be the checkpoint's, and the text within it).
 - A resume with new_text (--new-text) continues the run (weights, optimizer state, RNG,
   iteration, learning-rate scale) on another text, in the run's vocabulary, read from its
-  beginning with the hidden state reset; the config rules are those of any resume. The switch is
+  beginning with the hidden state reset; the config rules are those of any resume. The
+  vocabulary cannot grow there (the optimizer state has a row per character, and a resumed run
+  goes on exactly): a text with new characters is refused, pointing to --init-from. The switch is
   recorded at once: last.npz gets the new text's SHA-256 and source, text_start (the iteration
   of the switch), passes_before (whole passes over the earlier texts, for lr_decay) and a reset
   best_val_loss (the validation text changed), and the new ids replace data.npy. The files are
@@ -29,7 +33,7 @@ from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict
 from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
                    load_corpus, open_cached)
 from .documents import END, hold_out, load_documents
-from .errors import ArgumentError, RunError
+from .errors import ArgumentError, RunError, format_chars
 from .runs import (DATA, LABELS, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir,
                    mend_metrics)
 from .timing import seconds_per_char
@@ -157,24 +161,29 @@ def _start_from(init_from, layers):
 
 
 def _read_corpus(file, cache=None, ckpt=None, train_cfg=TrainConfig(), labels_cache=None):
-    """The encoded text (None: the built-in corpus): in ckpt's vocabulary if one is given, else
-    in that of the vocab key's characters if given, else in the text's own. Documents (the
-    documents key) are read by documents.load_documents, their end mark in the vocabulary."""
-    vocab, source = None, "the checkpoint's vocabulary"
-    if ckpt is not None:
-        vocab = ckpt.vocab
+    """The encoded text (None: the built-in corpus): in ckpt's vocabulary, grown by the text's
+    new characters, if one is given (if the vocab key is given too, it is ckpt's, and does not
+    grow); else in that of the vocab key's characters if given; else in the text's own.
+    Documents (the documents key) are read by documents.load_documents, their end mark in the
+    vocabulary."""
+    vocab, source, hint, grow = None, "the checkpoint's vocabulary", "", False
+    if ckpt is not None and train_cfg.vocab:
+        vocab, source = ckpt.vocab, "the vocabulary that the vocab key gives"
+        hint = "; leave vocab empty to grow the checkpoint's vocabulary"
+    elif ckpt is not None:
+        vocab, grow = ckpt.vocab, True
     elif train_cfg.vocab:
         extra = END if train_cfg.documents != "stream" else ""
         vocab = Vocab.from_text(train_cfg.vocab + extra)
         source = "the vocabulary that the vocab key gives"
     if train_cfg.documents == "stream":
-        return load_corpus(file, cache, vocab=vocab, vocab_source=source)
+        return load_corpus(file, cache, vocab=vocab, vocab_source=source, grow=grow, hint=hint)
     if file is None:
         raise ConfigError(f"documents {train_cfg.documents} needs a text: give FILE (the "
                           "built-in corpus is one stream)", "documents")
     return load_documents(inputs(file), train_cfg.documents, train_cfg.labels,
                           train_cfg.include_patterns, cache, labels_cache, vocab=vocab,
-                          vocab_source=source)
+                          vocab_source=source, grow=grow)
 
 
 def plan_new_run(file, layers, out=None, init_from=None, runs_dir=RUNS_DIR):
@@ -227,8 +236,19 @@ def _with_choices(corpus, layers, start, run_dir, lock):
         corpus = hold_out(corpus, train_cfg.val_frac,
                           cache=run_dir / DATA if run_dir is not None else None,
                           labels_cache=run_dir / LABELS if labelled else None)
+    notes = tuple(note for note in (_grown(start.ckpt, corpus.vocab), said) if note)
     return RunPlan(model_cfg, train_cfg, corpus, run_dir, lock, init_from=start.ckpt,
-                   notes=(said,) if said else ())
+                   notes=notes)
+
+
+def _grown(ckpt, vocab):
+    """A note when a run --init-from ckpt has a larger vocabulary than ckpt (its text brought
+    characters ckpt lacks: train.py grows the weights, model.grow_vocab), else ''."""
+    if ckpt is None or vocab == ckpt.vocab:
+        return ""
+    added = ckpt.vocab.missing(vocab.chars)
+    return (f"--init-from: grew the vocabulary from {len(ckpt.vocab)} to {len(vocab)} "
+            f"characters: {format_chars(added)} (new embedding and output rows)")
 
 
 def plan_resume(run_dir, file=None, layers=Layers(), new_text=False):
@@ -333,7 +353,9 @@ def _switch_text(run_dir, ckpt, file):
     passes = info.get("passes_before", 0) + (
         (ckpt.iteration - info.get("text_start", 0))
         // max(1, _iters_per_pass(run_dir, ckpt)))
-    corpus = load_corpus(file, run_dir / NEXT_DATA, vocab=ckpt.vocab)
+    corpus = load_corpus(file, run_dir / NEXT_DATA, vocab=ckpt.vocab, hint=(
+        "; a resumed run keeps its vocabulary (its optimizer state has a row per character): "
+        f"start a new run from its weights with --init-from {run_dir} to grow it"))
     hidden = [tuple(np.zeros_like(s) for s in layer) for layer in ckpt.hidden_state or ()]
     ckpt = dataclasses.replace(ckpt, hidden_state=hidden or None, info={
         **info, "data_sha256": corpus.sha256, "data_source": corpus.source,

@@ -20,6 +20,7 @@ from .data import DataError, format_chars
 from .errors import ViewError
 from .layers import log_softmax
 from .model import forward, zero_state
+from .sample import replacement_char
 
 TOP = 5                 # guesses listed per character
 CHUNK = 1024            # characters per forward chunk (one stream)
@@ -230,6 +231,29 @@ class View:
         """Mean surprisal of the shown characters that the model predicted, in bits."""
         got = self.trace.logprob[self.scored]
         return float(-got.mean() / math.log(2)) if len(got) else float("nan")
+
+
+def known_text(vocab, text, unk="error"):
+    """text as the view reads and shows it, and a note on what was done to it ('' if nothing):
+    characters outside vocab raise DataError listing them (unk 'error'), are left out (unk
+    'skip': their neighbours become adjacent, and offsets count the text without them), or are
+    each replaced by sample.replacement_char (unk 'replace': offsets unchanged)."""
+    missing = vocab.missing(text)
+    if not missing:
+        return text, ""
+    if unk == "error":
+        raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
+    count = sum(text.count(ch) for ch in missing)
+    what = f"{count:,} character{'s' if count > 1 else ''} not in the model's vocabulary"
+    if unk == "skip":
+        kept = "".join(ch for ch in text if ch in vocab.stoi)
+        if not kept:
+            raise DataError(f"the text has no character in the model's vocabulary: "
+                            f"{format_chars(missing)}")
+        return kept, f"skipped {what}: {format_chars(missing)}"
+    filler = replacement_char(vocab)
+    return ("".join(ch if ch in vocab.stoi else filler for ch in text),
+            f"replaced {what} with {filler!r}: {format_chars(missing)}")
 
 
 def describe(ckpt):

@@ -113,6 +113,11 @@ def test_fine_tuning_vocabulary_lists_unknown_characters(tmp_path):
     assert str(e.value) == f"{path}: characters not in the checkpoint's vocabulary: 'x', 'y', 'z'"
     ok = load_corpus(_write(tmp_path, b"cab\n", "ok.txt"), vocab=vocab)
     assert ok.vocab == vocab and list(ok.ids) == [3, 1, 2, 0]  # ids in sorted order: \n a b c
+    grown = load_corpus(path, vocab=vocab, grow=True)        # the text's new characters added
+    assert grown.vocab.chars == "\nabcxyz" and grown.vocab.decode(grown.ids) == "abcxyz\n"
+    with pytest.raises(DataError) as e:
+        load_corpus(path, vocab=vocab, hint="; a hint")
+    assert str(e.value).endswith(": 'x', 'y', 'z'; a hint")
 
 
 def test_builtin_corpus_streams_like_the_text():

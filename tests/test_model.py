@@ -9,12 +9,15 @@ from charrnn.model import (
     backward,
     clip_grads,
     forward,
+    grow_vocab,
     init_params,
     loss_and_grads,
     num_params,
     param_shapes,
     zero_state,
 )
+
+from charrnn.data import Vocab
 
 from gradcheck import numerical_grad, rel_error
 
@@ -211,3 +214,42 @@ def test_forward_without_a_cache_gives_the_same_logits_and_state(cell, rng):
     for a, b in zip(new_state, bare_state):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_grow_vocab_keeps_the_old_characters_and_gives_new_ones_fresh_rows(cell, rng):
+    old, new = Vocab("\nabcz"), Vocab("\nAabcz\xe9")      # 'A' and 'é' are new, ids shift
+    H, L = 6, 2
+    params = init_params(cell, len(old), H, L, rng)
+    for p in params.values():   # non-zero biases, so that by's remapping shows
+        p += rng.standard_normal(p.shape).astype(p.dtype) * np.float32(0.3)
+    grown = grow_vocab(params, old, new, np.random.default_rng(7))
+    shapes = param_shapes(cell, len(new), H, L)
+    assert list(grown) == list(params) and list(shapes) == list(grown)
+    assert all(grown[k].shape == shapes[k] and grown[k].dtype == np.float32 for k in grown)
+    for name in ("Wx", "Wh", "b", "bhn"):
+        if name in params:
+            assert grown[name] is params[name]           # shared: they do not depend on V
+    at = [new.stoi[ch] for ch in old.chars]                  # old id -> new id
+    fresh = [new.stoi["A"], new.stoi["\xe9"]]
+    np.testing.assert_array_equal(grown["embed"][at], params["embed"])
+    np.testing.assert_array_equal(grown["Why"][:, at], params["Why"])
+    np.testing.assert_array_equal(grown["by"][at], params["by"])
+    # the new rows, as init_params draws them: N(0, 1), U(-0.1/sqrt(H), 0.1/sqrt(H)), 0
+    draws = np.random.default_rng(7)
+    np.testing.assert_array_equal(grown["embed"][fresh],
+                                  draws.standard_normal((2, H)).astype(np.float32))
+    bound = 0.1 / np.sqrt(H)
+    np.testing.assert_array_equal(grown["Why"][:, fresh],
+                                  draws.uniform(-bound, bound, (H, 2)).astype(np.float32))
+    assert (grown["by"][fresh] == 0).all()
+    # the same text of old characters: the same predictions over the old characters
+    ids = rng.integers(0, len(old), (2, 9))
+    state = zero_state(cell, L, 2, H)
+    before, _, _ = forward(params, cell, ids, state, keep_cache=False)
+    after, _, _ = forward(grown, cell, np.array(at)[ids], state, keep_cache=False)
+    np.testing.assert_allclose(after[:, at], before, rtol=1e-5, atol=1e-6)
+    same = grow_vocab(params, old, old, rng)       # nothing new: the same arrays, a new dict
+    assert same is not params and all(same[k] is params[k] for k in params)
+    with pytest.raises(ValueError, match="lacks characters"):
+        grow_vocab(params, new, old, rng)

@@ -160,7 +160,10 @@ def test_new_text_outside_the_vocabulary_changes_nothing(tmp_path):
     files = {p.name: p.read_bytes() for p in run.iterdir() if p.name != "lock"}
     with pytest.raises(charrnn.DataError) as e:
         _fit_products(tmp_path, PRODUCTS[600:].replace("3", "x"), run, max_iters=10)
-    assert str(e.value).endswith(": characters not in the checkpoint's vocabulary: 'x'")
+    assert str(e.value) == (f"{tmp_path / 'text-1.txt'}: characters not in the checkpoint's "
+                            "vocabulary: 'x'; a resumed run keeps its vocabulary (its optimizer "
+                            "state has a row per character): start a new run from its weights "
+                            f"with --init-from {run} to grow it")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == files
     with pytest.raises(charrnn.ConfigError) as e:
         charrnn.fit(resume=run, new_text=True, max_iters=10)
@@ -186,6 +189,15 @@ def test_cli_new_text(tmp_path):
         assert result.exit_code == 2 and "Traceback" not in result.output
         assert result.stderr.endswith("Error: --new-text goes on with FILE in the run of "
                                       "--resume: it needs both\n")
+    unseen = tmp_path / "unseen.txt"
+    unseen.write_text(PRODUCTS[600:].replace("@", "=").replace("3", "é"), encoding="utf-8")
+    result = invoke(["train", unseen, "--resume", run, "--new-text", "--set", "max_iters=12"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.stdout == ""
+    assert result.stderr == (f"Error: {unseen}: characters not in the checkpoint's vocabulary: "
+                             "'=', 'é'; a resumed run keeps its vocabulary (its optimizer state "
+                             "has a row per character): start a new run from its weights with "
+                             f"--init-from {run} to grow it\n")
+    assert load_checkpoint(run / "last.npz").iteration == 9
 
 
 def _sets(*items):
@@ -267,17 +279,68 @@ def test_init_from_fine_tunes_in_the_checkpoint_vocabulary(text_file, tmp_path):
     tuned, base = load_checkpoint(tmp_path / "tuned"), load_checkpoint(run)
     assert tuned.vocab == base.vocab and tuned.iteration == 4
     assert tuned.model_cfg.hidden_size == 12
-    bad = tmp_path / "bad.txt"
-    bad.write_text("the cat sat on the mat!? ~\n" * 20, encoding="utf-8")
-    result = invoke(["train", bad, "--init-from", run, "--out", tmp_path / "bad-run"])
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    result = invoke(["train", empty, "--init-from", run, "--out", tmp_path / "bad-run"])
     assert result.exit_code == 1
-    assert result.stderr == (f"Error: {bad}: characters not in the checkpoint's vocabulary: "
-                             "'!', '?', '~'\n")
+    assert result.stderr == f"Error: {empty}: the file is empty\n"
     assert not (tmp_path / "bad-run").exists()   # nothing half-made left behind
     result = invoke(["train", new_text, "--init-from", run, *_sets("hidden_size=16")])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: --init-from: hidden_size is 12 in {run}; a run started "
                              "from its weights cannot change it to 16\n")
+
+
+def _unseen_text(tmp_path):
+    """A text with two characters that TEXT lacks: '!' (sorts before every letter, so the old
+    characters' ids shift) and 'é' (after them)."""
+    path = tmp_path / "new.txt"
+    path.write_text(TEXT[:900].replace("cat", "chat!").replace("mat", "maté"), encoding="utf-8")
+    return path
+
+
+def test_init_from_grows_the_vocabulary_for_new_characters(text_file, tmp_path):
+    run = _trained_run(text_file, tmp_path)
+    new_text, base = _unseen_text(tmp_path), load_checkpoint(run)
+    V = len(base.vocab)
+    args = ["train", new_text, "--init-from", run, "--rng-seed", "5",
+            *_sets("max_iters=4", "eval_every=2", "batch_size=2")]
+    result = invoke([*args, "--out", tmp_path / "grown"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    note = (f"--init-from: grew the vocabulary from {V} to {V + 2} characters: '!', 'é' (new "
+            "embedding and output rows)")
+    assert f"note: {note}\n" in result.stderr
+    assert "starting from the weights of the --init-from checkpoint" in result.stderr
+    grown = load_checkpoint(tmp_path / "grown")
+    assert grown.vocab.chars == "".join(sorted(base.vocab.chars + "!é"))
+    assert grown.params["embed"].shape == (V + 2, 12) and grown.params["Why"].shape == (12, V + 2)
+    assert all(s.shape[0] == V + 2 for k, s in grown.optim_state.items() if k.endswith("/by"))
+    # the same --rng-seed, the same new rows: the same run
+    again = invoke([*args, "--out", tmp_path / "again", "--json"], catch_exceptions=False)
+    assert json.loads(again.stdout)["notes"] == [note]
+    other = load_checkpoint(tmp_path / "again")
+    assert all(np.array_equal(grown.params[k], other.params[k]) for k in grown.params)
+    # --dry-run says so too
+    dry = invoke(["train", new_text, "--init-from", run, "--dry-run", "--json",
+                  *_sets("batch_size=2")], catch_exceptions=False)
+    report = json.loads(dry.stdout)
+    assert report["vocab_size"] == V + 2 and report["notes"][0] == note
+
+
+def test_init_from_grows_the_vocabulary_in_a_subprocess(text_file, tmp_path):
+    run = _trained_run(text_file, tmp_path)
+    new_text = _unseen_text(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "charrnn", "train", str(new_text), "--init-from",
+                           str(run), "--out", str(tmp_path / "grown"), "--set", "max_iters=2",
+                           "--set", "eval_every=2", "--set", "batch_size=2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    V = len(load_checkpoint(run).vocab)
+    assert (f"note: --init-from: grew the vocabulary from {V} to {V + 2} characters: '!', 'é' "
+            "(new embedding and output rows)\n") in proc.stderr
+    assert proc.stdout == ""
+    grown = load_checkpoint(tmp_path / "grown")
+    assert "!" in grown.vocab.stoi and "é" in grown.vocab.stoi and grown.iteration == 2
 
 
 def test_a_nan_is_rolled_back_with_half_the_learning_rate(tmp_path, monkeypatch):

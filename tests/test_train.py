@@ -146,3 +146,12 @@ def test_the_vocab_key_gives_the_vocabulary(tmp_path):
     assert str(e.value) == (f"--init-from: {tmp_path / 'run'} has a vocabulary of its own, "
                             "which a run started from its weights keeps; leave vocab empty or "
                             "give exactly its characters")
+    # given exactly, the vocabulary does not grow by a text's new characters
+    other = tmp_path / "sums.txt"
+    other.write_text(PRODUCTS + "2=2@4.\n", encoding="utf-8")
+    with pytest.raises(charrnn.DataError) as e:
+        charrnn.fit(other, out=tmp_path / "tuned", init_from=tmp_path / "run",
+                    vocab="\n@.0123456789+-", **keys)
+    assert str(e.value) == (f"{other}: characters not in the vocabulary that the vocab key gives: "
+                            "'='; leave vocab empty to grow the checkpoint's vocabulary")
+    assert not (tmp_path / "tuned").exists()

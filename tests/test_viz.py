@@ -13,7 +13,8 @@ from charrnn.data import DataError
 from charrnn.errors import ViewError as ErrorsViewError
 from charrnn.layers import (gru_step_forward, log_softmax, lstm_step_forward, rnn_step_forward)
 from charrnn.viz import (CONTEXT, MIN_SD, VARIED_UNITS, ViewError, build_view, correlations,
-                         cut_note, parse_units, pick_units, text_features, trace_ids)
+                         cut_note, known_text, parse_units, pick_units, text_features,
+                         trace_ids)
 
 from view_helpers import make_checkpoint
 
@@ -165,6 +166,20 @@ def test_build_view_refuses_what_it_cannot_show():
         build_view(ckpt, "abcdefghij", "t", neurons=[(0, 9)])
     with pytest.raises(DataError, match=r"^characters not in the vocabulary: '\\x00', 'é'$"):
         build_view(ckpt, "abc\x00é", "t")
+
+
+def test_known_text_refuses_skips_or_replaces_unseen_characters():
+    vocab = make_checkpoint("rnn").vocab
+    assert known_text(vocab, "a b", "error") == ("a b", "")
+    with pytest.raises(DataError, match=r"^characters not in the vocabulary: '\\x00', 'é'$"):
+        known_text(vocab, "abc\x00é")
+    assert known_text(vocab, "né\x00e é", "skip") == (
+        "ne ", "skipped 3 characters not in the model's vocabulary: '\\x00', 'é'")
+    assert known_text(vocab, "né", "replace") == (
+        "n ", "replaced 1 character not in the model's vocabulary with ' ': 'é'")
+    with pytest.raises(DataError, match=r"^the text has no character in the model's vocabulary: "
+                                        r"'é'$"):
+        known_text(vocab, "éé", "skip")
 
 
 def test_a_cut_text_says_so():

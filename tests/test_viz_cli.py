@@ -96,6 +96,45 @@ def test_chosen_units_window_and_stdin(files, tmp_path):
                                     "139")
 
 
+def test_unk_skips_or_replaces_the_characters_the_model_never_saw(files, tmp_path):
+    odd = files / "odd.txt"                     # "ROMEO: été\x00": 'é' twice, a NUL
+    assert_fails(viz(files, odd, "-o", "-"), 1,
+                 f"Error: {odd}: characters not in the vocabulary: '\\x00', 'é'\n")
+    result = viz(files, odd, "--unk", "skip", "--neurons", "0:1", "-o", tmp_path / "s.html",
+                 catch_exceptions=False)
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("note: skipped 3 characters not in the model's vocabulary: '\\x00', "
+                        "'é'")
+    assert lines[-1].startswith(f"wrote {tmp_path / 's.html'} (") and "; 8 characters, " in lines[-1]
+    assert Page((tmp_path / "s.html").read_text(encoding="utf-8")).json()["text"] == "ROMEO: t"
+    result = viz(files, odd, "--unk", "replace", "--neurons", "0:1", "-o", "-",
+                 catch_exceptions=False)
+    assert result.stderr.splitlines()[0] == ("note: replaced 3 characters not in the model's "
+                                             "vocabulary with ' ': '\\x00', 'é'")
+    assert Page(result.stdout).json()["text"] == "ROMEO:  t  "
+    nothing = tmp_path / "nothing.txt"
+    nothing.write_text("ééé", encoding="utf-8")
+    assert_fails(viz(files, nothing, "--unk", "skip"), 1,
+                 f"Error: {nothing}: the text has no character in the model's vocabulary: "
+                 "'é'\n")
+
+
+def test_api_view_takes_unk(files):
+    import charrnn
+
+    odd = files / "odd.txt"
+    with pytest.raises(charrnn.DataError) as info:
+        charrnn.view(odd, files / "run")
+    assert str(info.value) == f"{odd}: characters not in the vocabulary: '\\x00', 'é'"
+    page = charrnn.view(odd, files / "run", neurons="0:1", unk="skip")
+    assert page.view.shown == "ROMEO: t" and page.view.total_chars == 8
+    assert page.notes == ("skipped 3 characters not in the model's vocabulary: '\\x00', 'é'",)
+    replaced = charrnn.view(odd, files / "run", neurons="0:1", unk="replace")
+    assert replaced.view.shown == "ROMEO:  t  " and replaced.notes == (
+        "replaced 3 characters not in the model's vocabulary with ' ': '\\x00', 'é'",)
+
+
 def test_the_cli_length_default_and_limit_are_the_library_s():
     length = next(p for p in cli.commands["viz"].params if p.name == "length")
     assert length.default == viz_module.MAX_CHARS and length.type.max == viz_module.LENGTH_LIMIT
