@@ -366,3 +366,18 @@ def condition(params, label):
     folded = {name: p for name, p in params.items() if name != "Wv"}
     folded["b"] = params["b"] + params["Wv"][:, label]
     return folded
+
+
+def relabel(params, old_labels, new_labels):
+    """params (of a model with old_labels, maybe none) for a model of new_labels: each label
+    keeps its vectors Wv[:, k] if it had them, a new one starts at zeros (as init_params), and
+    a model without labels has no Wv."""
+    rest = {name: p for name, p in params.items() if name != "Wv"}
+    if not new_labels:
+        return rest
+    L, _, G = params["Wx"].shape
+    Wv = np.zeros((L, len(new_labels), G), dtype=params["Wx"].dtype)
+    for k, name in enumerate(new_labels):
+        if name in old_labels:
+            Wv[:, k] = params["Wv"][:, list(old_labels).index(name)]
+    return {**rest, "Wv": Wv}

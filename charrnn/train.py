@@ -62,7 +62,7 @@ from .config import as_dict
 from .data import Batches, DataError, split_train_val
 from .documents import END
 from . import evaluate
-from .model import clip_grads, grow_vocab, init_params, num_params, zero_state
+from .model import clip_grads, grow_vocab, init_params, num_params, relabel, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
 from .parallel import Shards, loss_and_grads
 from .runs import BEST, LAST, METRICS, PROBE, START
@@ -368,7 +368,8 @@ class _Training:
         else:
             # from a checkpoint's weights: its vocabulary grown by the text's new characters,
             # if any (plan.py), with fresh rows for them
-            params = (grow_vocab(init_from.params, init_from.vocab, corpus.vocab, rng)
+            params = (relabel(grow_vocab(init_from.params, init_from.vocab, corpus.vocab, rng),
+                              init_from.labels, corpus.label_names)
                       if init_from is not None
                       else init_params(model_cfg.model, len(corpus.vocab),
                                        model_cfg.hidden_size, model_cfg.num_layers, rng,

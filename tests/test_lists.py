@@ -1,0 +1,217 @@
+"""Documents end to end: `charrnn train LIST --lines` (and folders, labels), then sample, eval,
+resume, as a user runs them (click's CliRunner, and a subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import charrnn
+from charrnn.checkpoint import load_checkpoint
+from charrnn.cli import cli
+from charrnn.documents import END
+
+TINY = ["--set", "hidden_size=16", "--set", "num_layers=1", "--set", "batch_size=4",
+        "--set", "seq_length=8", "--set", "eval_every=20", "--rng-seed", "0"]
+
+
+def invoke(args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def words(n=240, seed=0):
+    """Made-up words of a small language: syllables, 2 to 4 of them."""
+    rng = np.random.default_rng(seed)
+    syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "si", "po"]
+    return sorted({"".join(rng.choice(syllables, rng.integers(2, 5))) for _ in range(n)})
+
+
+@pytest.fixture
+def word_list(tmp_path):
+    path = tmp_path / "words.txt"
+    path.write_text("\n".join(words()) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def list_run(word_list, tmp_path):
+    run = tmp_path / "run"
+    result = invoke(["train", word_list, "--lines", "--out", run, "--set", "max_iters=60",
+                     *TINY])
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def test_a_list_trains_as_documents(list_run, word_list):
+    ckpt = load_checkpoint(list_run / "last.npz")
+    assert ckpt.train_cfg.documents == "lines"
+    assert END in ckpt.vocab.chars and "\n" not in ckpt.vocab.chars   # lines end with the mark
+    ids = np.load(list_run / "data.npy")
+    n_words = len(words())
+    assert int((ids == ckpt.end).sum()) == n_words + 1                 # END w END w ... END
+    val_start = ckpt.info["val_start"]
+    assert ids[val_start] == ckpt.end
+    held_out = int((ids[val_start:] == ckpt.end).sum()) - 1
+    assert held_out == round(0.05 * n_words)                          # whole documents
+
+
+def test_sample_prints_whole_new_lines(list_run):
+    result = invoke(["sample", "-c", list_run, "--num-samples", "7", "--rng-seed", "1"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7 and all(END not in line for line in lines)
+
+
+def test_sample_json_gives_text_logprob_and_novelty(list_run):
+    result = invoke(["sample", "-c", list_run, "--num-samples", "5", "--json",
+                     "--rng-seed", "2"])
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 5
+    known = set(words())
+    for row in rows:
+        assert set(row) == {"text", "logprob", "novel", "complete", "label"}
+        assert row["logprob"] < 0
+        assert row["novel"] == (row["text"] not in known) or not row["complete"]
+
+
+def test_novel_draws_only_new_documents(list_run):
+    result = invoke(["sample", "-c", list_run, "--num-samples", "6", "--novel", "--json",
+                     "--rng-seed", "3"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    known = set(words())
+    assert len(rows) == 6 and all(r["novel"] and r["text"] not in known for r in rows)
+    assert len({r["text"] for r in rows}) == 6
+
+
+def test_novel_gives_up_on_a_model_that_only_repeats(list_run):
+    """Greedy drawing gives the same document every time: --novel cannot find 3 new ones."""
+    result = CliRunner().invoke(cli, ["sample", "-c", str(list_run), "--num-samples", "3",
+                                      "--novel", "--greedy"])
+    assert result.exit_code == 1
+    assert "--novel: found" in result.output and "new documents in 150 draws" in result.output
+
+
+def test_eval_counts_the_end_marks(list_run, tmp_path):
+    test = tmp_path / "test.txt"
+    test.write_text("kalo\nmine\n\nruta\n", encoding="utf-8")
+    report = json.loads(invoke(["eval", "-c", list_run, test, "--json"]).stdout)
+    assert report["documents"] == 3
+    assert report["n_chars"] == 4 + 4 + 4 + 3          # characters and one end mark each
+    api = charrnn.score(str(list_run / "best.npz"), "kalo\nmine\nruta\n")
+    assert api["n_chars"] == 15 and abs(api["loss"] - report["loss"]) < 1e-9
+
+
+def test_sample_options_for_documents_on_a_stream_model(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("hello world\n" * 40, encoding="utf-8")
+    run = tmp_path / "stream"
+    assert invoke(["train", text, "--out", run, "--set", "max_iters=5", *TINY]).exit_code == 0
+    result = CliRunner().invoke(cli, ["sample", "-c", str(run), "--novel"])
+    assert result.exit_code == 2
+    assert ("--label and --novel are for a model of documents (trained with --lines or on "
+            "files); this model reads one stream") in result.output
+
+
+def test_a_list_model_learns_to_end_its_words(tmp_path):
+    """The "hello" toy for lists: two words, and greedy drawing from the start state writes one
+    of them and stops at its end mark."""
+    path = tmp_path / "two.txt"
+    path.write_text("hello\nworld\n" * 30, encoding="utf-8")
+    run = tmp_path / "two"
+    result = invoke(["train", path, "--lines", "--out", run, "--set", "max_iters=150",
+                     "--set", "val_frac=0", "--set", "learning_rate=0.02", *TINY])
+    assert result.exit_code == 0
+    for prefix in ("h", "w"):
+        out = invoke(["sample", "-c", run, "--seed", prefix, "--greedy", "--json"]).stdout
+        row = json.loads(out)
+        assert row["text"] == {"h": "hello", "w": "world"}[prefix] and row["complete"]
+
+
+def labelled(tmp_path):
+    path = tmp_path / "labelled.txt"
+    rows = [f"a\t{w}" for w in words(120, 1)] + [f"b\t{w.upper()}" for w in words(120, 2)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_labels_condition_sampling_and_eval(tmp_path):
+    path = labelled(tmp_path)
+    run = tmp_path / "lab"
+    result = invoke(["train", path, "--lines", "--labels", "--out", run,
+                     "--set", "max_iters=80", *TINY])
+    assert result.exit_code == 0
+    ckpt = load_checkpoint(run / "last.npz")
+    assert ckpt.labels == ("a", "b") and ckpt.params["Wv"].shape == (1, 2, 64)
+    unknown = CliRunner().invoke(cli, ["sample", "-c", str(run), "--label", "c"])
+    assert unknown.exit_code == 1
+    assert "Error: unknown label 'c'; the model's labels: a, b" in unknown.output
+    missing = CliRunner().invoke(cli, ["sample", "-c", str(run)])
+    assert missing.exit_code == 1
+    assert "the model was trained with labels; choose one with --label: a, b" in missing.output
+    report = json.loads(invoke(["eval", "-c", run, path, "--json"]).stdout)
+    assert set(report["labels"]) == {"a", "b"}
+    per = report["labels"]
+    total = per["a"]["loss"] * per["a"]["n_chars"] + per["b"]["loss"] * per["b"]["n_chars"]
+    assert per["a"]["n_chars"] + per["b"]["n_chars"] == report["n_chars"]
+    assert abs(total / report["n_chars"] - report["loss"]) < 1e-9
+
+
+def test_a_line_without_a_label_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_text("a\tkalo\nmine\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["train", str(path), "--lines", "--labels",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert f"{path}:2: no label" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_folder_trains_on_its_files(tmp_path):
+    folder = tmp_path / "src"
+    (folder / "sub").mkdir(parents=True)
+    for k, w in enumerate(words(30, 4)):
+        (folder / ("sub" if k % 2 else ".") / f"f{k}.txt").write_text(w * 3 + "\n")
+    (folder / "image.bin").write_bytes(b"\x00\x01\x02")
+    run = tmp_path / "run"
+    result = invoke(["train", folder, "--out", run, "--set", "max_iters=10", *TINY])
+    assert result.exit_code == 0
+    assert "image.bin" in result.stderr and "not UTF-8 text" in result.stderr
+    assert load_checkpoint(run / "last.npz").train_cfg.documents == "files"
+
+
+def test_stream_with_several_files_is_refused(tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("kalo\n")
+    b.write_text("mine\n")
+    result = CliRunner().invoke(cli, ["train", str(a), str(b), "--set", "documents=stream"])
+    assert result.exit_code == 2
+    assert "documents stream reads one text" in result.output
+
+
+def test_a_resumed_list_run_ends_as_one_never_stopped(word_list, tmp_path):
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    common = [word_list, "--lines", *TINY, "--set", "eval_every=10", "--set", "dropout=0.1"]
+    assert invoke(["train", *common, "--out", whole, "--set", "max_iters=30"]).exit_code == 0
+    assert invoke(["train", *common, "--out", parts, "--set", "max_iters=20"]).exit_code == 0
+    result = invoke(["train", "--resume", parts, "--set", "max_iters=30"])
+    assert result.exit_code == 0, result.output
+    a, b = load_checkpoint(whole / "last.npz"), load_checkpoint(parts / "last.npz")
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+def test_subprocess_lines_and_sample(word_list, tmp_path):
+    run = tmp_path / "run"
+    train = subprocess.run([sys.executable, "-m", "charrnn", "train", str(word_list), "--lines",
+                            "--out", str(run), "--set", "max_iters=20", *TINY, "--json"],
+                           capture_output=True, text=True)
+    assert train.returncode == 0, train.stderr
+    assert json.loads(train.stdout)["iterations"] == 20
+    sample = subprocess.run([sys.executable, "-m", "charrnn", "sample", "-c", str(run),
+                             "--num-samples", "3", "--rng-seed", "0"],
+                            capture_output=True, text=True)
+    assert sample.returncode == 0 and len(sample.stdout.splitlines()) == 3
