@@ -181,17 +181,19 @@ MAX_CODE_POINT = 0x110000
 
 @dataclass(frozen=True)
 class Corpus:
-    """An encoded training text."""
+    """An encoded training text: one stream, or documents (documents.py reads those and says
+    their layout: each document after an end mark, a last end mark after them all)."""
     ids: np.ndarray    # (n,) compact unsigned ids (np.memmap when cached)
     vocab: Vocab
     source: str
     sha256: str        # of the bytes as read
     notes: tuple = ()
-    documents: str = "stream"        # stream | lines | files
-    label_names: tuple = ()          # sorted label names, () without labels
-    label_ids: np.ndarray | None = None  # (n,) per position of ids: index into label_names
-    val_start: int | None = None     # documents: ids[val_start] is the end mark that starts the
-                                     # first held-out document (documents.hold_out); None: not split
+    documents: str = "stream"            # stream | lines | files
+    label_names: tuple = ()              # sorted label names ('' never one); () without labels
+    label_ids: np.ndarray | None = None  # (n,) index into label_names per position (uint8 up to
+    #                                      256 labels, else uint16; memmap when cached); or None
+    val_start: int | None = None         # documents: ids[val_start] is the end mark before the
+    #                                      first held-out document (documents.hold_out); None: not split
 
 
 class _ChunkReader:
@@ -202,6 +204,7 @@ class _ChunkReader:
     def __init__(self, opener, source):
         self.opener, self.source = opener, source
         self.sha256, self.notes = None, ()
+        self.bom, self.crlf = False, 0     # after a full pass: what the notes say, as values
 
     def chunks(self, digest=True):
         """Yield decoded text chunks; with digest, also compute sha256 (one pass needs it)."""
@@ -243,6 +246,7 @@ class _ChunkReader:
                     break
         if hasher:
             self.sha256 = hasher.hexdigest()
+        self.bom, self.crlf = bom, crlf
         self.notes = tuple(note for flag, note in (
             (bom, "removed a UTF-8 byte order mark"),
             (crlf, f"converted {crlf:,} CRLF line endings to LF")) if flag)

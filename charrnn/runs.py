@@ -7,6 +7,7 @@ A run directory holds one training run:
     best.npz       BEST      the state with the lowest validation loss so far
     metrics.jsonl  METRICS   one JSON object per evaluation
     data.npy       DATA      the training text's ids, cached for resuming
+    labels.npy     LABELS    documents with labels: each position's label id, beside DATA
     lock           LOCK      while a process trains in it: its pid, host and start time
     .start.npz     START     a new run's starting state, until its first checkpoint (rollbacks)
 
@@ -47,7 +48,7 @@ LAST = "last.npz"
 BEST = "best.npz"
 METRICS = "metrics.jsonl"
 DATA = "data.npy"
-LABELS = "labels.npy"         # documents with labels: each position's label id, beside DATA
+LABELS = "labels.npy"         # documents with labels: the label id of each of DATA's positions
 LOCK = "lock"
 START = ".start.npz"
 NEXT_DATA = "data-next.npy"  # a new text's ids, while a resume with new_text switches to it

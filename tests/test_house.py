@@ -79,7 +79,7 @@ def test_imports_run_one_way():
     assert "cli" not in set().union(*below.values())       # nothing below imports the CLI
 
 
-@pytest.mark.parametrize("name", ["LAST", "BEST", "METRICS", "DATA", "LOCK", "START"])
+@pytest.mark.parametrize("name", ["LAST", "BEST", "METRICS", "DATA", "LABELS", "LOCK", "START"])
 def test_the_run_directory_file_names_live_in_runs_py(name):
     from charrnn import runs
 
