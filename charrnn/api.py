@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import runs
 from .config import parse_duration, presets
-from .errors import DataError, SeedError
+from .errors import ArgumentError, DataError, SeedError
 
 __all__ = ["fit", "dry_run", "check_arguments", "load", "generate", "sampler", "score",
            "score_files", "view", "plot_runs", "export", "write_page", "presets", "parse_duration",

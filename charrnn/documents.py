@@ -347,7 +347,7 @@ def _label_dtype(n_labels):
 # ----------------------------------------------------------------------------- reading documents
 
 def load_documents(paths, documents, labels=False, include=(), cache=None, labels_cache=None,
-                   vocab=None, vocab_source="the checkpoint's vocabulary"):
+                   vocab=None, vocab_source="the checkpoint's vocabulary", grow=False):
     """Read files and folders as documents (documents: "lines", each line one, or "files", each
     file one) into a data.Corpus in the layout of the module docstring. Returns the Corpus; what
     reading noticed (skipped files, empty lines, byte order marks ...) is in its notes.
@@ -357,7 +357,8 @@ def load_documents(paths, documents, labels=False, include=(), cache=None, label
     (files) a file's label is the name of its folder. cache, labels_cache: .npy paths to write
     the ids and label ids to (memory-mapped, written whole under a temporary name, then renamed);
     None keeps them in memory. vocab: encode with this vocabulary (None: the documents' own
-    characters and END), whose characters outside it are a DataError naming vocab_source.
+    characters and END), whose characters outside it are a DataError naming vocab_source; with
+    grow, they (and END) are added to it instead (--init-from: the vocabulary grows).
 
     Files found in folders that are not UTF-8 text, cannot be read or are empty are skipped (a
     note each kind); named directly, those that are not text are a DataError. The Corpus's
@@ -376,7 +377,7 @@ def load_documents(paths, documents, labels=False, include=(), cache=None, label
     files = _find(paths, documents, labels, include, skips)
     where = str(paths[0]) if len(paths) == 1 else _names([str(p) for p in paths])
     return _read(files, documents, labels, skips, where, len(paths) > 1, cache, labels_cache,
-                 vocab, vocab_source)
+                 vocab, vocab_source, grow)
 
 
 def documents_from_text(text, documents, labels=False, vocab=None, source="text", label=None):
@@ -396,7 +397,7 @@ def documents_from_text(text, documents, labels=False, vocab=None, source="text"
 
 
 def _read(files, documents, labels, skips, where, several, cache, labels_cache, vocab,
-          vocab_source):
+          vocab_source, grow=False):
     """load_documents once the files are listed: the two passes. where: the path, or paths,
     given (for messages); several: whether more than one was."""
     present = np.zeros(MAX_CODE_POINT, dtype=bool)
@@ -407,7 +408,7 @@ def _read(files, documents, labels, skips, where, several, cache, labels_cache, 
     if n_ids == 1:
         found = "no documents" if any_text else "no UTF-8 text files found"
         raise DataError(f"{where}: {found} ({'; '.join(skips.notes()) or 'no files'})")
-    vocab = _vocabulary(present, vocab, vocab_source, where)
+    vocab = _vocabulary(present, vocab, vocab_source, where, grow)
     label_names = tuple(sorted(names)) if labels else ()
     ids, label_ids = _encode(read, documents, vocab, label_names, n_ids, cache, labels_cache)
     readers = [reader for _, _, reader in read]
@@ -475,9 +476,13 @@ def _reader_notes(readers):
     return notes
 
 
-def _vocabulary(present, vocab, vocab_source, where):
-    """The documents' own characters and END, or vocab once checked to hold them all."""
+def _vocabulary(present, vocab, vocab_source, where, grow=False):
+    """The documents' own characters and END, or vocab once checked to hold them all (with
+    grow: vocab and them)."""
     present[ord(END)] = True
+    if grow and vocab is not None:
+        present[vocab.code_points()] = True
+        vocab = None
     if vocab is None:
         return Vocab.from_code_points(np.flatnonzero(present))
     if END not in vocab.stoi:
