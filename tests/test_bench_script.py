@@ -32,7 +32,7 @@ def test_flop_counts_by_hand():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--configs", "C9"], "unknown configs: C9 (known: C0, C1, C2, C3, C4)"),
+    (["--configs", "C9"], "unknown configs: C9 (known: C0, C1, C2, C3, C4, C1L, C4L)"),
     (["--torch", "--torch-python", "/nonexistent/python"], "cannot import torch"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, tmp_path):

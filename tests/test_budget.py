@@ -55,7 +55,7 @@ def test_bad_durations(text):
 def test_bad_time_is_a_usage_error_and_a_config_error(text_file):
     result = invoke(["train", text_file, "--time", "ten minutes"])
     assert result.exit_code == 2 and result.stderr == usage_error(
-        "train", "[OPTIONS] [FILE]",
+        "train", "[OPTIONS] [FILE|DIR]...",
         "Invalid value for --time: must be a duration such as 30s, 10m or 1.5h, "
         "got 'ten minutes'")
     result = invoke(["train", text_file, "--set", "time=10"])

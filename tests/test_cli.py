@@ -236,14 +236,21 @@ def test_train_missing_file(tmp_path):
     path = tmp_path / "missing.txt"
     result = invoke(["train", path, "--out", tmp_path / "run"])
     assert_fails(result, 2, usage_error(
-        "train", "[OPTIONS] [FILE]", f"Invalid value for '[FILE]': File '{path}' does not exist."))
+        "train", "[OPTIONS] [FILE|DIR]...",
+        f"Invalid value for '[FILE|DIR]...': Path '{path}' does not exist."))
     assert not (tmp_path / "run").exists()
 
 
-def test_train_on_a_directory(tmp_path):
-    result = invoke(["train", tmp_path, "--out", tmp_path / "run"])
-    assert_fails(result, 2, usage_error(
-        "train", "[OPTIONS] [FILE]", f"Invalid value for '[FILE]': File '{tmp_path}' is a directory."))
+def test_train_on_a_directory_without_text(tmp_path):
+    """A folder is read as documents, one per file (test_lists.py): one without any text is a
+    one-line error, and no run directory is left."""
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(b"\x00\x01")
+    result = invoke(["train", folder, "--out", tmp_path / "run"])
+    assert_fails(result, 1, f"Error: {folder}: no UTF-8 text files found (skipped 1 file that "
+                            f"is not UTF-8 text: {folder / 'data.bin'})\n")
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_empty_file(tmp_path):
@@ -293,7 +300,7 @@ def test_train_config_with_an_unknown_key(tmp_path):
                             "hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
                             "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, "
                             "ema, grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
-                            "completion, vocab, threads\n")
+                            "completion, vocab, documents, labels, include, threads\n")
     assert not (tmp_path / "run").exists()
 
 
