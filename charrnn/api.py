@@ -288,12 +288,16 @@ def view(file, model=None, *, start=0, length=10_000, neurons="auto", unk="error
     from .viz_page import render_html
 
     ckpt, notes = _open(model, runs_dir)
+    if ckpt.labels:
+        raise DataError(f"{ckpt.path}: a model with labels cannot be viewed yet (the page has "
+                        "no label to condition on)")
     cfg = ckpt.model_cfg
     units = parse_units(neurons, cfg.num_layers, cfg.hidden_size)
     name = text_name(file)
     text = _read(file)
     try:
-        text, done = known_text(ckpt.vocab, text, unk)
+        text, done = known_text(ckpt.vocab, text, unk,
+                                "\n" if ckpt.train_cfg.documents == "lines" else "")
         page = build_view(ckpt, text, name, start, length, units, str(ckpt.path))
     except DataError as e:
         raise DataError(f"{name}: {e}") from None

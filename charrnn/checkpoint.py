@@ -31,7 +31,8 @@ import numpy as np
 from .errors import CheckpointError
 from .runs import checkpoint_file
 from .config import ModelConfig, TrainConfig
-from .data import Vocab, usual_file_mode
+from .data import DataError, Vocab, usual_file_mode
+from .documents import END
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1
@@ -55,15 +56,11 @@ class Checkpoint:
     def end(self):
         """The end mark's id in a model of documents (train_cfg.documents lines or files), else
         None: what model.forward's end is."""
-        from .documents import END
-
         return None if self.train_cfg.documents == "stream" else self.vocab.stoi[END]
 
     def label_id(self, name):
         """The id of a label by name; DataError listing the model's labels if it has no such
         label (or none at all)."""
-        from .data import DataError
-
         if name in self.labels:
             return self.labels.index(name)
         if not self.labels:

@@ -64,6 +64,7 @@ def export(ckpt, output, fmt=None, weights="float32"):
     fmt = format_of(output, fmt)
     if weights not in WEIGHTS:
         raise ArgumentError(f"weights must be one of {', '.join(WEIGHTS)}; got {weights!r}")
+    _check_kind(ckpt, fmt)
     if fmt == "html":
         from .export_html import render_page
 
@@ -79,6 +80,17 @@ def export(ckpt, output, fmt=None, weights="float32"):
     size = _write(path, data, _weights_only(rounded(ckpt, weights), weights)
                   if fmt == "npz" else None)
     return Exported(path, fmt, weights, size)
+
+
+def _check_kind(ckpt, fmt):
+    """ExportError for what a format cannot carry: the page samples one stream (not documents),
+    and neither the page nor the ONNX graph has the labels' vectors (the .npz keeps both)."""
+    if fmt == "html" and ckpt.end is not None:
+        raise ExportError(f"{ckpt.path or 'the model'}: a model of documents cannot be exported "
+                          "as a page yet (the page writes one stream); export it as .onnx or .npz")
+    if fmt == "onnx" and ckpt.labels:
+        raise ExportError(f"{ckpt.path or 'the model'}: a model with labels cannot be exported "
+                          "as ONNX yet (the graph has no input for the label); export it as .npz")
 
 
 def _weights_only(ckpt, weights):

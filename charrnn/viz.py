@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError, format_chars
+from .documents import END
 from .errors import ViewError
 from .layers import log_softmax
 from .model import forward, zero_state
@@ -59,10 +60,10 @@ def unit_values(cell, cache):
     return np.stack([s[:, :, 0] for s in seqs])
 
 
-def trace_ids(params, cell, ids, top=TOP, chunk=CHUNK):
+def trace_ids(params, cell, ids, top=TOP, chunk=CHUNK, end=None):
     """Run the model over ids (one stream, from a zero state, a chunk at a time with the state
-    carried) and keep, at every character, its log-probability, rank, the top guesses and the
-    units' values: a Trace."""
+    carried; end: a model of documents' end mark, where the state is reset) and keep, at every
+    character, its log-probability, rank, the top guesses and the units' values: a Trace."""
     ids = np.asarray(ids, dtype=np.int32)
     T = len(ids)
     V, H = params["embed"].shape
@@ -74,7 +75,7 @@ def trace_ids(params, cell, ids, top=TOP, chunk=CHUNK):
     state = zero_state(cell, L, 1, H, params["Wx"].dtype)
     for lo in range(0, T, chunk):
         hi = min(T, lo + chunk)
-        logits, state, cache = forward(params, cell, ids[None, lo:hi], state)
+        logits, state, cache = forward(params, cell, ids[None, lo:hi], state, end=end)
         units[:, lo:hi] = unit_values(cell, cache)
         # row j predicts ids[lo + j + 1]; the text's last character predicts nothing shown
         m = min(hi, T - 1) - lo
@@ -233,12 +234,14 @@ class View:
         return float(-got.mean() / math.log(2)) if len(got) else float("nan")
 
 
-def known_text(vocab, text, unk="error"):
+def known_text(vocab, text, unk="error", known=""):
     """text as the view reads and shows it, and a note on what was done to it ('' if nothing):
     characters outside vocab raise DataError listing them (unk 'error'), are left out (unk
     'skip': their neighbours become adjacent, and offsets count the text without them), or are
-    each replaced by sample.replacement_char (unk 'replace': offsets unchanged)."""
-    missing = vocab.missing(text)
+    each replaced by sample.replacement_char (unk 'replace': offsets unchanged). known:
+    characters that count as in the vocabulary (a model of lines reads a newline as its end
+    mark)."""
+    missing = [ch for ch in vocab.missing(text) if ch not in known]
     if not missing:
         return text, ""
     if unk == "error":
@@ -246,13 +249,13 @@ def known_text(vocab, text, unk="error"):
     count = sum(text.count(ch) for ch in missing)
     what = f"{count:,} character{'s' if count > 1 else ''} not in the model's vocabulary"
     if unk == "skip":
-        kept = "".join(ch for ch in text if ch in vocab.stoi)
+        kept = "".join(ch for ch in text if ch in vocab.stoi or ch in known)
         if not kept:
             raise DataError(f"the text has no character in the model's vocabulary: "
                             f"{format_chars(missing)}")
         return kept, f"skipped {what}: {format_chars(missing)}"
     filler = replacement_char(vocab)
-    return ("".join(ch if ch in vocab.stoi else filler for ch in text),
+    return ("".join(ch if ch in vocab.stoi or ch in known else filler for ch in text),
             f"replaced {what} with {filler!r}: {format_chars(missing)}")
 
 
@@ -278,11 +281,7 @@ def build_view(ckpt, text, name, start=0, length=MAX_CHARS, neurons="auto", chec
     stop = min(len(text), start + length)
     lo = max(0, start - context)
     read = text[lo:stop]
-    missing = ckpt.vocab.missing(read)
-    if missing:
-        raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
-    full = trace_ids(ckpt.params, cfg.model, ckpt.vocab.encode(read))
-    first = start - lo
+    full, first = _trace(ckpt, read, lo == 0), start - lo
     trace = Trace(*(a[first:] for a in (full.logprob, full.rank, full.top_ids,
                                        full.top_logprob)), full.units[:, first:])
     if auto:
@@ -295,6 +294,23 @@ def build_view(ckpt, text, name, start=0, length=MAX_CHARS, neurons="auto", chec
     return View(name, describe(ckpt), checkpoint, len(text), start, text[start:stop], first,
                 text.count("\n", 0, start) + 1, start - (text.rfind("\n", 0, start) + 1) + 1,
                 ckpt.vocab.chars, trace, tuple(units), values, auto, tuple(notes))
+
+
+def _trace(ckpt, read, at_start):
+    """trace_ids of read (DataError for characters outside the vocabulary). A model of lines
+    reads each newline as its end mark, and the text's first line after one, as in training,
+    when read starts the text (at_start)."""
+    lines = ckpt.train_cfg.documents == "lines"
+    mapped = read.replace("\n", END) if lines else read
+    missing = ckpt.vocab.missing(mapped)
+    if missing:
+        raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
+    ids = ckpt.vocab.encode((END if lines and at_start else "") + mapped)
+    full = trace_ids(ckpt.params, ckpt.model_cfg.model, ids, end=ckpt.end)
+    if lines and at_start:   # the end mark before the text: read, not shown
+        full = Trace(full.logprob[1:], full.rank[1:], full.top_ids[1:], full.top_logprob[1:],
+                     full.units[:, 1:])
+    return full
 
 
 def cut_note(view):

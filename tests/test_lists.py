@@ -131,6 +131,20 @@ def test_a_list_model_learns_to_end_its_words(tmp_path):
         assert row["text"] == {"h": "hello", "w": "world"}[prefix] and row["complete"]
 
 
+def test_a_document_longer_than_a_chunk_carries_its_state(tmp_path):
+    """Lines of 16 characters read 4 at a time: the state carries from chunk to chunk inside a
+    document (it is reset only where one starts), so the model learns the whole line."""
+    path = tmp_path / "long.txt"
+    path.write_text("abcdefghijklmnop\nqrstuvwxyzABCDEF\n" * 30, encoding="utf-8")
+    run = tmp_path / "long"
+    result = invoke(["train", path, "--lines", "--out", run, "--set", "max_iters=200",
+                     "--set", "val_frac=0", "--set", "learning_rate=0.02", *TINY,
+                     "--set", "seq_length=4"])
+    assert result.exit_code == 0
+    row = json.loads(invoke(["sample", "-c", run, "--seed", "q", "--greedy", "--json"]).stdout)
+    assert row["text"] == "qrstuvwxyzABCDEF" and row["complete"]
+
+
 def labelled(tmp_path):
     path = tmp_path / "labelled.txt"
     rows = [f"a\t{w}" for w in words(120, 1)] + [f"b\t{w.upper()}" for w in words(120, 2)]
@@ -192,9 +206,11 @@ def test_stream_with_several_files_is_refused(tmp_path):
     assert "documents stream reads one text" in result.output
 
 
-def test_a_resumed_list_run_ends_as_one_never_stopped(word_list, tmp_path):
+@pytest.mark.parametrize("labels", [False, True], ids=["lines", "labelled"])
+def test_a_resumed_list_run_ends_as_one_never_stopped(labels, word_list, tmp_path):
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    common = [word_list, "--lines", *TINY, "--set", "eval_every=10", "--set", "dropout=0.1"]
+    common = [labelled(tmp_path) if labels else word_list, "--lines", *TINY,
+              "--set", "eval_every=10", "--set", "dropout=0.1"] + (["--labels"] if labels else [])
     assert invoke(["train", *common, "--out", whole, "--set", "max_iters=30"]).exit_code == 0
     assert invoke(["train", *common, "--out", parts, "--set", "max_iters=20"]).exit_code == 0
     result = invoke(["train", "--resume", parts, "--set", "max_iters=30"])
@@ -215,3 +231,26 @@ def test_subprocess_lines_and_sample(word_list, tmp_path):
                              "--num-samples", "3", "--rng-seed", "0"],
                             capture_output=True, text=True)
     assert sample.returncode == 0 and len(sample.stdout.splitlines()) == 3
+
+
+def test_export_of_a_model_of_documents(list_run, tmp_path):
+    page = CliRunner().invoke(cli, ["export", str(list_run), "-o", str(tmp_path / "m.html")])
+    assert page.exit_code == 1
+    assert (f"Error: {list_run / 'best.npz'}: a model of documents cannot be exported as a page "
+            "yet (the page writes one stream); export it as .onnx or .npz") in page.output
+    assert not (tmp_path / "m.html").exists()
+    weights = invoke(["export", list_run, "-o", tmp_path / "m.npz"])
+    assert weights.exit_code == 0
+    again = load_checkpoint(tmp_path / "m.npz")
+    assert again.train_cfg.documents == "lines" and again.end is not None
+
+
+def test_viz_reads_a_list_as_its_documents(list_run, word_list, tmp_path):
+    """A model of lines reads the list's newlines as end marks (not unknown characters), each
+    line from the start state."""
+    result = invoke(["viz", word_list, "-c", list_run, "-o", tmp_path / "v.html"])
+    assert result.exit_code == 0, result.output
+    page = charrnn.view(str(word_list), str(list_run))
+    trace = page.view.trace
+    assert np.isfinite(trace.logprob[0])          # the first word, predicted from the start
+    assert np.all(np.isfinite(trace.logprob))
