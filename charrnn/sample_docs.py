@@ -46,7 +46,8 @@ def conditioned(ckpt, label):
 def draw(ckpt, prefix, cfg, rng, known=None, novel=False):
     """cfg.num_samples documents of ckpt (conditioned already), each starting with prefix:
     [Document]. known: the training documents (a set of str) to judge novelty, or None; novel:
-    only documents not in known (DataError after MAX_DRAWS_PER_DOCUMENT tries per document)."""
+    only documents not in known (DataError after MAX_DRAWS_PER_DOCUMENT tries per document).
+    Empty documents are drawn again (they count as draws)."""
     if novel and known is None:
         raise DataError("--novel needs the training text to compare with, and the model's run "
                         "directory has none (data.npy)")
@@ -55,13 +56,16 @@ def draw(ckpt, prefix, cfg, rng, known=None, novel=False):
     drawing = dataclasses.replace(cfg, stop=(END,))
     while len(found) < wanted:
         if draws >= MAX_DRAWS_PER_DOCUMENT * wanted:
-            raise DataError(f"--novel: found {len(found)} of {wanted} new documents in {draws} "
-                            "draws; the model mostly repeats its training documents (train it "
-                            "longer, or raise the temperature)")
+            what = "new documents" if novel else "documents that are not empty"
+            raise DataError(f"found {len(found)} of {wanted} {what} in {draws} draws; the model "
+                            "mostly repeats its training documents or ends them at once (train "
+                            "it longer, or raise the temperature)")
         batch = generate_samples(ckpt, END + prefix, drawing, rng, logprobs=True)
         draws += len(batch)
         for s in batch:
             doc = _document(prefix, s, known)
+            if not doc.text:   # the end mark first: no document (the reader skips empty ones)
+                continue
             if novel and (not doc.novel or doc.text in seen):
                 continue
             seen.add(doc.text)

@@ -92,7 +92,30 @@ def test_novel_gives_up_on_a_model_that_only_repeats(list_run):
     result = CliRunner().invoke(cli, ["sample", "-c", str(list_run), "--num-samples", "3",
                                       "--novel", "--greedy"])
     assert result.exit_code == 1
-    assert "--novel: found" in result.output and "new documents in 150 draws" in result.output
+    greedy = json.loads(invoke(["sample", "-c", list_run, "--greedy", "--json"]).stdout)
+    found = 1 if greedy["novel"] else 0          # the same document every time, kept once
+    assert (f"Error: found {found} of 3 new documents in 150 draws; the model mostly repeats "
+            "its training documents or ends them at once (train it longer, or raise the "
+            "temperature)") in result.output
+
+
+def test_an_empty_document_is_drawn_again(list_run, monkeypatch):
+    """A draw whose first character is the end mark is no document: it is drawn again, and
+    counts as a draw."""
+    from charrnn import sample_docs
+    from charrnn.sample import Sample
+
+    real, calls = sample_docs.generate_samples, []
+
+    def first_empty(ckpt, seed, cfg, rng, logprobs):
+        calls.append(cfg.num_samples)
+        if len(calls) == 1:
+            return [Sample(END, END, np.array([-0.5]))] * cfg.num_samples
+        return real(ckpt, seed, cfg, rng, logprobs=logprobs)
+
+    monkeypatch.setattr(sample_docs, "generate_samples", first_empty)
+    texts = charrnn.generate(str(list_run), num_samples=2, rng_seed=0)
+    assert len(calls) == 2 and len(texts) == 2 and all(texts)
 
 
 def test_eval_counts_the_end_marks(list_run, tmp_path):
