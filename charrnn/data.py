@@ -14,6 +14,7 @@ scripts/learning_to_execute.py --labels puts before each line.
 """
 
 import codecs
+from contextlib import contextmanager
 import hashlib
 import re
 import importlib.util
@@ -332,24 +333,31 @@ def load_corpus(path=None, cache=None, vocab=None, vocab_source="the checkpoint'
     lut = np.zeros(MAX_CODE_POINT, dtype=dtype)
     lut[vocab.code_points()] = np.arange(len(vocab))
     table = lut[:256].tobytes() if dtype == np.uint8 else None
-    if cache is None:
-        ids = np.empty(n, dtype=dtype)
+    with npy_output(cache, dtype, n) as ids:
         _encode_into(ids, reader, lut, table)
-        return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
-    # written under a temporary name of its own, renamed when whole: a crash leaves no torn file,
-    # and a file another process has mapped is never written over (it keeps the old inode)
-    cache = Path(cache)
-    fd, partial = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.name}.", suffix=".tmp")
+    return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
+
+
+@contextmanager
+def npy_output(path, dtype, n):
+    """An (n,) array of dtype to fill: in memory (path None), or an .npy file memory-mapped,
+    written under a temporary name of its own and renamed to path once filled: a crash leaves no
+    torn file, and a file that another process (or this one) has mapped is never written over
+    (it keeps its old inode), so that its mapping stays valid; the array's follows the rename."""
+    if path is None:
+        yield np.empty(n, dtype=dtype)
+        return
+    path = Path(path)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, usual_file_mode())      # mkstemp makes 0600
     os.close(fd)
     try:
-        ids = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n,))
-        _encode_into(ids, reader, lut, table)
-        ids.flush()
-        os.replace(partial, cache)   # the mapping follows the file: ids stays valid
+        out = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n,))
+        yield out
+        out.flush()
+        os.replace(partial, path)
     finally:
         Path(partial).unlink(missing_ok=True)
-    return Corpus(ids, vocab, reader.source, reader.sha256, reader.notes)
 
 
 def write_atomic(path, data):

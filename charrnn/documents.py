@@ -34,8 +34,7 @@ import hashlib
 import io
 import os
 import stat
-import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -43,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import (MAX_CODE_POINT, Corpus, Vocab, _ChunkReader, _encode_chunk, _mark_present,
-                   usual_file_mode)
+                   npy_output)
 from .errors import ConfigError, DataError, format_chars
 
 END = "\x03"          # U+0003 END OF TEXT: the end mark, one id of a documents model's vocabulary
@@ -504,8 +503,8 @@ def _encode(read, documents, vocab, label_names, n_ids, cache, labels_cache):
         lut[ord("\n")] = end_id
     table = lut[:256].tobytes() if lut.dtype == np.uint8 else None
     label_index = {name: k for k, name in enumerate(label_names)}
-    with _output(cache, lut.dtype, n_ids) as ids, \
-            (_output(labels_cache, _label_dtype(len(label_names)), n_ids) if label_names
+    with npy_output(cache, lut.dtype, n_ids) as ids, \
+            (npy_output(labels_cache, _label_dtype(len(label_names)), n_ids) if label_names
              else nullcontext()) as label_ids:
         pos, last_label = 0, 0
         for f, tally, _ in read:
@@ -525,28 +524,6 @@ def _encode(read, documents, vocab, label_names, n_ids, cache, labels_cache):
         if label_ids is not None:
             label_ids[pos] = last_label
     return ids, label_ids
-
-
-@contextmanager
-def _output(path, dtype, n):
-    """An (n,) array to fill: in memory (path None), or an .npy memmap written under a temporary
-    name of its own and renamed to path when whole (as data.load_corpus writes its cache): a
-    crash leaves no torn file, and a file mapped elsewhere (the input of hold_out, at the same
-    path) keeps its old inode, so that mapping stays valid."""
-    if path is None:
-        yield np.empty(n, dtype=dtype)
-        return
-    path = Path(path)
-    fd, partial_path = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.fchmod(fd, usual_file_mode())      # mkstemp makes 0600
-    os.close(fd)
-    try:
-        out = np.lib.format.open_memmap(partial_path, mode="w+", dtype=dtype, shape=(n,))
-        yield out
-        out.flush()
-        os.replace(partial_path, path)    # the mapping follows the file
-    finally:
-        Path(partial_path).unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- held-out documents
@@ -621,7 +598,7 @@ def _gather(source, starts, shift, path, last_as_before=False):
     """out[p] = source[p + shift[d]] where d is the piece that output position p lies in (pieces
     start at starts, increasing), block by block. last_as_before: out[-1] = out[-2] (the label
     of the last END is the label of the document now last)."""
-    with _output(path, source.dtype, len(source)) as out:
+    with npy_output(path, source.dtype, len(source)) as out:
         for lo in range(0, len(source), BLOCK):
             p = np.arange(lo, min(lo + BLOCK, len(source)))
             out[lo:lo + len(p)] = source[p + shift[np.searchsorted(starts, p, "right") - 1]]
