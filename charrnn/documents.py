@@ -48,6 +48,7 @@ from .errors import ConfigError, DataError, format_chars
 END = "\x03"          # U+0003 END OF TEXT: the end mark, one id of a documents model's vocabulary
 MODES = ("lines", "files")
 BLOCK = 1 << 22       # ids per block where a whole corpus is scanned or copied
+LINES_AT_ONCE = 1 << 16  # labelled lines parsed into (label, text) pairs at a time
 SHOWN = 3             # file names a note shows before "and N more"
 
 
@@ -246,7 +247,8 @@ def _labelled_lines(chunks, name, tally):
         lines = (carry + text).split("\n")
         carry = lines.pop()
         tally.newlines += len(lines)
-        yield _parse_labels(lines, name, number, tally)
+        for lo in range(0, len(lines), LINES_AT_ONCE):   # the pairs of a slice at a time
+            yield _parse_labels(lines[lo:lo + LINES_AT_ONCE], name, number + lo, tally)
         number += len(lines)
     if carry:
         yield _parse_labels([carry], name, number, tally)
@@ -558,50 +560,76 @@ def document_texts(ids, vocab):
 
 def hold_out(corpus, val_frac, seed=0, cache=None, labels_cache=None):
     """Hold whole documents out for validation: n_val = round(val_frac * n_docs) of them (Python's
-    round; at least 1 and at most n_docs - 1), chosen by
-    np.random.default_rng(seed).choice(n_docs, n_val, replace=False). Returns a Corpus whose ids
+    round; at least 1 and at most n_docs - 1), chosen at random by pick(n_docs, n_val, seed).
+    Returns a Corpus whose ids
     (and label ids) are the training documents in their order, then the held-out ones in
     theirs, then the last END, with val_start the position of the END that starts the first
     held-out document: training ids = ids[:val_start + 1], validation ids = ids[val_start:].
     val_frac 0: the corpus as it is. cache, labels_cache: as load_documents's (they may be the
-    paths that corpus's memmaps were read from). Copied block by block."""
+    paths that corpus's memmaps were read from). Copied block by block, in two passes (the
+    training documents, then the held-out ones): the memory it needs is a block's and a flag
+    per document, whatever the text's length."""
     if not 0 <= val_frac < 1:
         raise DataError(f"val_frac must be at least 0 and below 1, got {val_frac}")
     if val_frac == 0:
         return corpus
-    ends = (end_positions(corpus.ids, corpus.vocab.stoi[END])
-            if corpus.documents in MODES and END in corpus.vocab.stoi else [])
-    if len(ends) == 0 or ends[0] != 0 or ends[-1] != len(corpus.ids) - 1:
+    ids = corpus.ids
+    end = corpus.vocab.stoi.get(END) if corpus.documents in MODES else None
+    if end is None or len(ids) < 2 or ids[0] != end or ids[-1] != end:
         raise DataError(f"{corpus.source}: not read as documents (an end mark before each "
                         "document and after the last): whole documents cannot be held out")
-    n_docs = len(ends) - 1
+    n_docs = sum(int(np.count_nonzero(np.asarray(ids[lo:lo + BLOCK]) == end))
+                 for lo in range(0, len(ids), BLOCK)) - 1
     if n_docs < 2:
         raise DataError(f"{corpus.source}: has {_plural(max(n_docs, 0), 'document')}; holding "
                         "whole documents out for validation needs at least 2 (or val_frac 0)")
     n_val = min(max(1, round(val_frac * n_docs)), n_docs - 1)
-    held = np.zeros(n_docs, dtype=bool)
-    held[np.random.default_rng(seed).choice(n_docs, n_val, replace=False)] = True
-    # each document is its END and characters; the last END goes last, on its own
-    order = np.concatenate((np.flatnonzero(~held), np.flatnonzero(held), [n_docs]))
-    lengths = np.append(np.diff(ends), 1)[order]
-    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))   # where each lands
-    shift = ends[order] - starts
-    ids = _gather(corpus.ids, starts, shift, cache)
-    label_ids = (None if corpus.label_ids is None
-                 else _gather(corpus.label_ids, starts, shift, labels_cache, last_as_before=True))
+    held = pick(n_docs, n_val, seed)
+    new_ids, val_start = _reorder(ids, ids, end, held, cache)
+    label_ids = (None if corpus.label_ids is None else
+                 _reorder(corpus.label_ids, ids, end, held, labels_cache, last_as_before=True)[0])
     note = f"held out {n_val:,} of {n_docs:,} documents for validation (seed {seed})"
-    return replace(corpus, ids=ids, label_ids=label_ids, val_start=int(starts[n_docs - n_val]),
+    return replace(corpus, ids=new_ids, label_ids=label_ids, val_start=val_start,
                    notes=corpus.notes + (note,))
 
 
-def _gather(source, starts, shift, path, last_as_before=False):
-    """out[p] = source[p + shift[d]] where d is the piece that output position p lies in (pieces
-    start at starts, increasing), block by block. last_as_before: out[-1] = out[-2] (the label
-    of the last END is the label of the document now last)."""
+PICK_BLOCK = 1 << 20    # documents per block of pick()
+
+
+def pick(n, k, seed=0):
+    """(n,) bool, True for k of the n chosen uniformly at random (every k-subset equally likely)
+    with np.random.default_rng(seed), block by block of PICK_BLOCK: how many of the k fall in a
+    block is a hypergeometric draw (the block's size against the rest's), and which ones, a
+    choice without replacement inside it. The memory it needs beyond its result is a block's,
+    where a choice over all n would make an (n,) int64 array (8 bytes a document)."""
+    rng = np.random.default_rng(seed)
+    flags = np.zeros(n, dtype=bool)
+    left = k
+    for lo in range(0, n, PICK_BLOCK):
+        size = min(PICK_BLOCK, n - lo)
+        here = left if lo + size == n else int(rng.hypergeometric(size, n - lo - size, left))
+        flags[lo + rng.choice(size, here, replace=False)] = True
+        left -= here
+    return flags
+
+
+def _reorder(source, ids, end, held, path, last_as_before=False):
+    """(out, split): source (ids, or an array aligned with them) with the documents that held
+    flags moved after the others, each part in its order, then source's last element (or, with
+    last_as_before, a copy of the one before it: the label of the document now last); split:
+    where the held-out part begins. A document is its END and the characters up to the next."""
+    n = len(source) - 1                  # the last END is not in a document: it goes last
     with npy_output(path, source.dtype, len(source)) as out:
-        for lo in range(0, len(source), BLOCK):
-            p = np.arange(lo, min(lo + BLOCK, len(source)))
-            out[lo:lo + len(p)] = source[p + shift[np.searchsorted(starts, p, "right") - 1]]
-        if last_as_before:
-            out[-1] = out[-2]
-    return out
+        at = 0
+        for part in (False, True):
+            if part:
+                split = at
+            doc = -1                     # the document that the block's first position is in
+            for lo in range(0, n, BLOCK):
+                index = doc + np.cumsum(np.asarray(ids[lo:min(lo + BLOCK, n)]) == end)
+                doc = int(index[-1])
+                piece = np.asarray(source[lo:lo + len(index)])[held[index] == part]
+                out[at:at + len(piece)] = piece
+                at += len(piece)
+        out[n] = out[n - 1] if last_as_before else source[n]
+    return out, split

@@ -445,3 +445,52 @@ def test_files_round_trip(texts):
             write(Path(folder) / f"{k:02d}.txt", text)
         corpus = load_documents([folder], "files")
         assert document_texts(corpus.ids, corpus.vocab) == texts
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7])
+def test_hold_out_is_the_same_in_blocks_of_any_size(block, tmp_path, monkeypatch):
+    """hold_out copies block by block (bounded memory): a block boundary anywhere, in a
+    document or on its end mark, changes nothing."""
+    from charrnn import documents
+
+    path = write(tmp_path / "a.txt", "".join(f"{'xy'[k % 2]}\t{'w' * (k % 5 + 1)}{k}\n"
+                                             for k in range(23)))
+    corpus = load_documents([path], "lines", labels=True)
+    whole = hold_out(corpus, 0.3, seed=5)
+    monkeypatch.setattr(documents, "BLOCK", block)
+    cut = hold_out(corpus, 0.3, seed=5)
+    assert cut.val_start == whole.val_start
+    np.testing.assert_array_equal(cut.ids, whole.ids)
+    np.testing.assert_array_equal(cut.label_ids, whole.label_ids)
+    held = document_texts(whole.ids[whole.val_start:], whole.vocab)
+    kept = document_texts(whole.ids[:whole.val_start + 1], whole.vocab)
+    assert sorted(held + kept) == sorted(document_texts(corpus.ids, corpus.vocab))
+    assert len(held) == round(0.3 * 23)
+
+
+@pytest.mark.parametrize("block", [1, 3, 1 << 20])
+def test_pick_chooses_exactly_k_uniformly(block, monkeypatch):
+    """pick(n, k): exactly k flags, the same for the same seed; across seeds every document is
+    held out about k / n of the time (the draw is uniform, block by block or whole)."""
+    from charrnn import documents
+
+    monkeypatch.setattr(documents, "PICK_BLOCK", block)
+    assert documents.pick(10, 3, seed=1).sum() == 3
+    np.testing.assert_array_equal(documents.pick(10, 3, seed=1), documents.pick(10, 3, seed=1))
+    counts = sum(documents.pick(10, 3, seed=s).astype(int) for s in range(2000))
+    assert counts.sum() == 6000
+    assert np.all(np.abs(counts / 2000 - 0.3) < 0.05)     # 0.3 each; sd about 0.01
+
+
+def test_labelled_lines_parsed_in_slices_keep_their_line_numbers(tmp_path, monkeypatch):
+    from charrnn import documents
+
+    monkeypatch.setattr(documents, "LINES_AT_ONCE", 2)
+    path = write(tmp_path / "a.txt", "x\tone\ny\ttwo\n\nx\tthree\nfour\n")
+    with pytest.raises(DataError) as e:
+        load_documents([path], "lines", labels=True)
+    assert str(e.value) == f"{path}:5: no label: with labels, each line is LABEL<TAB>TEXT"
+    path.write_text("x\tone\ny\ttwo\n\nx\tthree\n", encoding="utf-8")
+    corpus = load_documents([path], "lines", labels=True)
+    assert document_texts(corpus.ids, corpus.vocab) == ["one", "two", "three"]
+    assert corpus.notes == ("skipped 1 empty line",)
