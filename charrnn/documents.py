@@ -92,7 +92,9 @@ class _Skips:
     def add(self, reason, name):
         self.files.setdefault(reason, []).append(name)
 
-    def notes(self):
+    def notes(self, where=None):
+        """The notes, one per kind of skip; where: the one path given, which the caller's
+        messages name already (a file without a newline is then not named again)."""
         notes, files = [], self.files
         says = {"binary": "that {are} not UTF-8 text", "unreadable": "that cannot be read",
                 "again": "read already (another name of a file read)"}
@@ -110,7 +112,9 @@ class _Skips:
             notes.append(f"skipped {' and '.join(hidden)}")
         if self.empty_lines:
             notes.append(f"skipped {_plural(self.empty_lines, 'empty line')}")
-        if len(self.no_newline) == 1:
+        if self.no_newline == [where]:
+            notes.append("has no newline: read as one document")
+        elif len(self.no_newline) == 1:
             notes.append(f"{self.no_newline[0]}: has no newline: read as one document")
         elif self.no_newline:
             notes.append(f"{_plural(len(self.no_newline), 'file')} have no newline, each read "
@@ -416,7 +420,7 @@ def _read(files, documents, labels, skips, where, several, cache, labels_cache, 
     sha256 = readers[0].sha256 if len(readers) == 1 else hashlib.sha256(
         b"".join(bytes.fromhex(r.sha256) for r in readers)).hexdigest()
     source = _describe(where, several, [f.name for f, _, _ in read])
-    notes = tuple(_reader_notes(readers) + skips.notes())
+    notes = tuple(_reader_notes(readers) + skips.notes(None if several else where))
     return Corpus(ids, vocab, source, sha256, notes, documents, label_names, label_ids)
 
 
@@ -565,7 +569,8 @@ def hold_out(corpus, val_frac, seed=0, cache=None, labels_cache=None):
     (and label ids) are the training documents in their order, then the held-out ones in
     theirs, then the last END, with val_start the position of the END that starts the first
     held-out document: training ids = ids[:val_start + 1], validation ids = ids[val_start:].
-    val_frac 0: the corpus as it is. cache, labels_cache: as load_documents's (they may be the
+    val_frac 0, or a single document: the corpus as it is (with a note for the latter).
+    cache, labels_cache: as load_documents's (they may be the
     paths that corpus's memmaps were read from). Copied block by block, in two passes (the
     training documents, then the held-out ones): the memory it needs is a block's and a flag
     per document, whatever the text's length."""
@@ -580,9 +585,10 @@ def hold_out(corpus, val_frac, seed=0, cache=None, labels_cache=None):
                         "document and after the last): whole documents cannot be held out")
     n_docs = sum(int(np.count_nonzero(np.asarray(ids[lo:lo + BLOCK]) == end))
                  for lo in range(0, len(ids), BLOCK)) - 1
-    if n_docs < 2:
-        raise DataError(f"{corpus.source}: has {_plural(max(n_docs, 0), 'document')}; holding "
-                        "whole documents out for validation needs at least 2 (or val_frac 0)")
+    if n_docs < 2:   # nothing to hold out: validation scores the one document, as val_frac 0
+        return replace(corpus, notes=corpus.notes + (
+            f"has {_plural(max(n_docs, 0), 'document')}: none held out (whole documents are); "
+            "validation scores the training text",))
     n_val = min(max(1, round(val_frac * n_docs)), n_docs - 1)
     held = pick(n_docs, n_val, seed)
     new_ids, val_start = _reorder(ids, ids, end, held, cache)

@@ -92,7 +92,7 @@ def test_a_text_without_newline_is_one_document_with_a_note(tmp_path):
     path = write(tmp_path / "words.txt", "just one")
     corpus = load_documents([path], "lines")
     assert document_texts(corpus.ids, corpus.vocab) == ["just one"]
-    assert corpus.notes == (f"{path}: has no newline: read as one document",)
+    assert corpus.notes == ("has no newline: read as one document",)
 
 
 def test_a_line_without_a_label_is_an_error_naming_file_and_line(tmp_path):
@@ -368,12 +368,12 @@ def test_hold_out_refuses_a_stream(tmp_path):
                             "after the last): whole documents cannot be held out")
 
 
-def test_hold_out_needs_two_documents(tmp_path):
+def test_hold_out_of_one_document_holds_none_out(tmp_path):
     corpus = load_documents([write(tmp_path / "a.txt", "only\n")], "lines")
-    with pytest.raises(DataError) as e:
-        hold_out(corpus, 0.1)
-    assert str(e.value) == (f"{tmp_path / 'a.txt'}: has 1 document; holding whole documents out "
-                            "for validation needs at least 2 (or val_frac 0)")
+    same = hold_out(corpus, 0.1)
+    assert same.val_start is None and same.ids is corpus.ids
+    assert same.notes[-1] == ("has 1 document: none held out (whole documents are); validation "
+                              "scores the training text")
 
 
 def test_hold_out_holds_at_least_one_and_leaves_one(tmp_path):

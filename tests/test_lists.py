@@ -277,3 +277,14 @@ def test_viz_reads_a_list_as_its_documents(list_run, word_list, tmp_path):
     trace = page.view.trace
     assert np.isfinite(trace.logprob[0])          # the first word, predicted from the start
     assert np.all(np.isfinite(trace.logprob))
+
+
+def test_lines_without_a_newline_train_as_one_document(tmp_path):
+    path = tmp_path / "one.txt"
+    path.write_text("kalominetarusipo" * 20, encoding="utf-8")
+    run = tmp_path / "one"
+    result = invoke(["train", path, "--lines", "--out", run, "--set", "max_iters=10", *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"note: {path}: has no newline: read as one document\n" in result.stderr
+    assert (f"note: {path}: has 1 document: none held out (whole documents are); validation "
+            "scores the training text\n") in result.stderr
