@@ -41,7 +41,7 @@ from pathlib import Path
 
 from . import runs
 from .config import parse_duration, presets
-from .errors import ArgumentError, DataError, SeedError
+from .errors import ArgumentError, DataError, SeedError, format_chars
 
 __all__ = ["fit", "dry_run", "check_arguments", "load", "generate", "sampler", "score",
            "score_files", "view", "plot_runs", "export", "write_page", "presets", "parse_duration",
@@ -153,6 +153,8 @@ def sampler(model=None, seed=None, num_chars=200, *, seed_file=None, temperature
     if seed_file is not None:
         seed = _read(seed_file)
     if ckpt.end is not None:
+        if stop:
+            notes += ("--stop is not used on a model of documents: each ends at its end mark",)
         return _drawing(ckpt, seed or "", num_chars, temperature, top_k, top_p, greedy,
                         num_samples, unk, np.random.default_rng(rng_seed), label, novel,
                         notes, "seed_file" if seed_file is not None else "seed")
@@ -181,6 +183,9 @@ def _drawing(ckpt, prefix, num_chars, temperature, top_k, top_p, greedy, num_sam
             prefix, missing = prepare_seed(ckpt.vocab, prefix, unk)
         except DataError as e:
             raise SeedError(str(e), argument) from None
+        if missing:
+            notes += (f"{'skipped' if unk == 'skip' else 'replaced'} seed characters not in the "
+                      f"model's vocabulary: {format_chars(missing)}",)
     cfg = config(num_chars, num_samples, temperature, top_k or 0, top_p, greedy)
     return Drawing(conditioned(ckpt, label), prefix, cfg, rng, _training_documents(ckpt), novel,
                    label, notes)

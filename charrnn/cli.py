@@ -226,12 +226,14 @@ def _dry_run_text(r):
               help="Print one JSON object per sample (seed, text, stop, logprobs) instead of text.")
 def sample(checkpoint, seed_text, seed_file, num_chars, temperature, top_k, top_p, greedy, stop,
            num_samples, label, novel, separator, unk, rng_seed, as_json):
-    """Generate text from a trained checkpoint: the seed, then N new characters.
+    """Generate text from a trained checkpoint: the seed, then N new characters; from a model of
+    documents (--lines, files), K whole new documents, each ended by the model.
 
     \b
     Example:
         charrnn sample --seed h -n 200
         charrnn sample --seed-file prompt.txt --top-p 0.9 --stop $'\\n\\n' --num-samples 4
+        charrnn sample -c runs/words --num-samples 20 --novel
     """
     if seed_text is not None and seed_file is not None:
         raise click.UsageError("--seed and --seed-file cannot be used together")

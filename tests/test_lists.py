@@ -288,3 +288,15 @@ def test_lines_without_a_newline_train_as_one_document(tmp_path):
     assert f"note: {path}: has no newline: read as one document\n" in result.stderr
     assert (f"note: {path}: has 1 document: none held out (whole documents are); validation "
             "scores the training text\n") in result.stderr
+
+
+def test_sample_notes_for_a_model_of_documents(list_run):
+    """--stop does nothing on documents (each ends at its end mark), and a prefix's unknown
+    characters are skipped with a note, as a seed's."""
+    result = invoke(["sample", "-c", list_run, "--stop", "a", "--seed", "kZ", "--unk", "skip",
+                     "--rng-seed", "0"])
+    assert result.exit_code == 0
+    assert "note: --stop is not used on a model of documents: each ends at its end mark\n" \
+        in result.stderr
+    assert "note: skipped seed characters not in the model's vocabulary: 'Z'\n" in result.stderr
+    assert result.stdout.startswith("k")
