@@ -245,7 +245,7 @@ def per_label(scored):
                        for k, name in enumerate(names) if counts[k]}}
 
 
-def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
+def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False, label=None):
     """Score a str under a checkpoint. Characters outside its vocabulary raise DataError
     (unk='error') or are left out (unk='skip'; their neighbours become adjacent). A text with
     fewer than 2 characters to read is a DataError. shards: a parallel.Shards, or None.
@@ -262,7 +262,7 @@ def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
     character counts the end marks, as makemore's does); Scored.text is then the text as read,
     end marks included."""
     if ckpt.end is not None:
-        return _score_documents(ckpt, text, unk, shards, exact)
+        return _score_documents(ckpt, text, unk, shards, exact, label)
     vocab, completion = ckpt.vocab, ckpt.train_cfg.completion
     kept, levels = strip_labels(text) if completion else (None, None)
     kept = np.arange(len(text)) if kept is None else kept
@@ -294,19 +294,20 @@ def score_text(ckpt, text, unk="error", shards=None, exact=False, hits=False):
     return Scored(text, kept, logprobs, skipped, counted, right, levels)
 
 
-def _score_documents(ckpt, text, unk, shards, exact):
-    """score_text for a model of documents."""
+def _score_documents(ckpt, text, unk, shards, exact, label=None):
+    """score_text for a model of documents; label: the text's, for a model of files with labels
+    (a file's label is its folder's name)."""
     from .documents import documents_from_text
 
     mode, labelled = ckpt.train_cfg.documents, ckpt.train_cfg.labels
-    own = documents_from_text(text, mode, labelled)        # in its own vocabulary
+    own = documents_from_text(text, mode, labelled, label=label)   # in its own vocabulary
     missing = sorted(set(own.vocab.chars) - set(ckpt.vocab.chars))
     if missing and unk == "error":
         raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
     skipped = {ch: text.count(ch) for ch in missing}
     if missing:
         text = text.translate({ord(ch): None for ch in missing})
-    corpus = documents_from_text(text, mode, labelled, vocab=ckpt.vocab)
+    corpus = documents_from_text(text, mode, labelled, vocab=ckpt.vocab, label=label)
     labels = None
     if labelled:   # the text's label ids -> the model's
         lut = np.array([ckpt.label_id(name) for name in corpus.label_names], dtype=np.int32)
@@ -402,7 +403,8 @@ def evaluate_texts(ckpt, texts, unk="error", exact=False, accuracy=False, worst_
     scored, counts = [], []
     for name, text in texts:
         try:
-            scored.append(score_text(ckpt, text, unk, shards, exact, hits=accuracy))
+            scored.append(score_text(ckpt, text, unk, shards, exact, hits=accuracy,
+                                     label=_folder_label(ckpt, name)))
         except DataError as e:
             raise DataError(f"{text_name(name)}: {e}") from None
         if accuracy:
@@ -419,6 +421,16 @@ def evaluate_texts(ckpt, texts, unk="error", exact=False, accuracy=False, worst_
                  **({"documents": documents} if documents else {}),
                  **(accuracy_report(merge_counts(counts)) if accuracy else {}))
     return Evaluation(names, reports, total, tuple(worst(scored, worst_k) if worst_k else ()))
+
+
+def _folder_label(ckpt, name):
+    """The label of a text a model of files with labels scores: the name of the folder the
+    file lies in, as training reads it (None otherwise, and for stdin)."""
+    from pathlib import Path
+
+    if not (ckpt.train_cfg.labels and ckpt.train_cfg.documents == "files") or str(name) == "-":
+        return None
+    return Path(name).resolve().parent.name
 
 
 def _skip_report(scored, unk):

@@ -300,3 +300,25 @@ def test_sample_notes_for_a_model_of_documents(list_run):
         in result.stderr
     assert "note: skipped seed characters not in the model's vocabulary: 'Z'\n" in result.stderr
     assert result.stdout.startswith("k")
+
+
+def test_files_with_labels_take_their_folders_name(tmp_path):
+    """Files with labels: a file's label is its folder's name, in training and in eval."""
+    root = tmp_path / "kinds"
+    for kind, seed in (("north", 5), ("south", 6)):
+        (root / kind).mkdir(parents=True)
+        for k, w in enumerate(words(12, seed)):
+            (root / kind / f"{k}.txt").write_text((w + " ") * 4 + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    result = invoke(["train", root, "--labels", "--out", run, "--set", "max_iters=10", *TINY])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "last.npz").labels == ("north", "south")
+    report = json.loads(invoke(["eval", "-c", run, root / "south" / "0.txt", "--json"]).stdout)
+    assert list(report["labels"]) == ["south"] and report["documents"] == 1
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "x.txt").write_text("kalo\n", encoding="utf-8")
+    unknown = CliRunner().invoke(cli, ["eval", "-c", str(run), str(other / "x.txt")])
+    assert unknown.exit_code == 1
+    assert (f"Error: {other / 'x.txt'}: unknown label 'elsewhere'; the model's labels: north, "
+            "south") in unknown.output
