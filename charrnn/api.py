@@ -152,32 +152,32 @@ def sampler(model=None, seed=None, num_chars=200, *, seed_file=None, temperature
     ckpt, notes = _open(model, runs_dir)
     if seed_file is not None:
         seed = _read(seed_file)
+    argument = "seed_file" if seed_file is not None else "seed"
+    cfg = SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k or 0,
+                       top_p=top_p, greedy=greedy, num_samples=num_samples, stop=tuple(stop))
+    rng = np.random.default_rng(rng_seed)
     if ckpt.end is not None:
-        if stop:
-            notes += ("--stop is not used on a model of documents: each ends at its end mark",)
-        return _drawing(ckpt, seed or "", num_chars, temperature, top_k, top_p, greedy,
-                        num_samples, unk, np.random.default_rng(rng_seed), label, novel,
-                        notes, "seed_file" if seed_file is not None else "seed")
+        return _drawing(ckpt, seed or "", cfg, unk, rng, label, novel, notes, argument)
     if label is not None or novel:
         raise ArgumentError("--label and --novel are for a model of documents (trained with "
                             "--lines or on files); this model reads one stream")
     if seed is None:
         seed = default_seed(ckpt.vocab)
-    cfg = SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k or 0,
-                       top_p=top_p, greedy=greedy, num_samples=num_samples, stop=tuple(stop))
     try:
-        generation = prepare(ckpt, seed, cfg, unk, np.random.default_rng(rng_seed))
+        generation = prepare(ckpt, seed, cfg, unk, rng)
     except DataError as e:
-        raise SeedError(str(e), "seed_file" if seed_file is not None else "seed") from None
+        raise SeedError(str(e), argument) from None
     return dataclasses.replace(generation, notes=notes + generation.notes)
 
 
-def _drawing(ckpt, prefix, num_chars, temperature, top_k, top_p, greedy, num_samples, unk, rng,
-             label, novel, notes, argument):
-    """sampler's Drawing for a model of documents."""
+def _drawing(ckpt, prefix, cfg, unk, rng, label, novel, notes, argument):
+    """sampler's Drawing for a model of documents (cfg's stop strings are not used: each
+    document ends at its end mark)."""
     from .sample import prepare_seed
-    from .sample_docs import Drawing, conditioned, config
+    from .sample_docs import Drawing, conditioned
 
+    if cfg.stop:
+        notes += ("--stop is not used on a model of documents: each ends at its end mark",)
     if prefix:
         try:
             prefix, missing = prepare_seed(ckpt.vocab, prefix, unk)
@@ -186,7 +186,6 @@ def _drawing(ckpt, prefix, num_chars, temperature, top_k, top_p, greedy, num_sam
         if missing:
             notes += (f"{'skipped' if unk == 'skip' else 'replaced'} seed characters not in the "
                       f"model's vocabulary: {format_chars(missing)}",)
-    cfg = config(num_chars, num_samples, temperature, top_k or 0, top_p, greedy)
     return Drawing(conditioned(ckpt, label), prefix, cfg, rng, _training_documents(ckpt), novel,
                    label, notes)
 

@@ -31,8 +31,7 @@ import numpy as np
 from .errors import CheckpointError
 from .runs import checkpoint_file
 from .config import ModelConfig, TrainConfig
-from .data import DataError, Vocab, usual_file_mode
-from .documents import END
+from .data import END, DataError, Vocab, usual_file_mode
 
 FORMAT = "charrnn-checkpoint"
 FORMAT_VERSION = 1

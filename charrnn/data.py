@@ -30,6 +30,9 @@ import numpy as np
 from .errors import DataError, format_chars  # noqa: F401 (format_chars: data's users)
 
 
+END = "\x03"   # U+0003 END OF TEXT: the end mark of documents (documents.py), one of the ids
+
+
 @dataclass(frozen=True)
 class Vocab:
     chars: str                                   # the characters, sorted by code point
@@ -195,6 +198,11 @@ class Corpus:
     #                                      256 labels, else uint16; memmap when cached); or None
     val_start: int | None = None         # documents: ids[val_start] is the end mark before the
     #                                      first held-out document (documents.hold_out); None: not split
+
+    @property
+    def end(self):
+        """The end mark's id, for documents (model.forward's end); None for a stream."""
+        return None if self.documents == "stream" else self.vocab.stoi[END]
 
 
 class _ChunkReader:
@@ -444,8 +452,7 @@ class Batches:
     def chunk(self, iteration):
         """(inputs, targets), each (N, T) int32, and whether this chunk starts a new pass.
         Targets that the mask leaves out are -1."""
-        k = iteration % self.per_pass
-        cols = slice(k * self.seq_length, (k + 1) * self.seq_length)
+        k, cols = self._cols(iteration)
         targets = self.targets[:, cols].astype(np.int32)
         if self.scored is not None:
             targets[~self.scored[:, cols]] = -1
@@ -455,8 +462,12 @@ class Batches:
         """The (N, T) int32 label ids of chunk(iteration)'s inputs, or None without labels."""
         if self.labels is None:
             return None
+        return self.labels[:, self._cols(iteration)[1]].astype(np.int32)
+
+    def _cols(self, iteration):
+        """(k, the columns of chunk k): iteration's chunk of the pass."""
         k = iteration % self.per_pass
-        return self.labels[:, k * self.seq_length:(k + 1) * self.seq_length].astype(np.int32)
+        return k, slice(k * self.seq_length, (k + 1) * self.seq_length)
 
 
 def chunks_per_pass(n_ids, batch_size, seq_length):

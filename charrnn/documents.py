@@ -41,11 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import (MAX_CODE_POINT, Corpus, Vocab, _ChunkReader, _encode_chunk, _mark_present,
-                   npy_output)
+from .data import (END, MAX_CODE_POINT, Corpus, Vocab, _ChunkReader, _encode_chunk,
+                   _mark_present, npy_output)
 from .errors import ConfigError, DataError, format_chars
 
-END = "\x03"          # U+0003 END OF TEXT: the end mark, one id of a documents model's vocabulary
 MODES = ("lines", "files")
 BLOCK = 1 << 22       # ids per block where a whole corpus is scanned or copied
 LINES_AT_ONCE = 1 << 16  # labelled lines parsed into (label, text) pairs at a time

@@ -55,10 +55,20 @@ def segments(ids, streams, context, mask=None):
     position p = k seg + j (see segment_layout); targets are -1 where nothing is scored (the
     context, and past the end), and positions -1 there too. counted: where a target is scored,
     and with mask (a completion setting's, over ids) only where mask[p + 1]; None without."""
+    return _segments(ids, streams, context, mask)[:4]
+
+
+def _segments(ids, streams, context, mask=None, labels=None):
+    """segments(), and the label of each column's input (labels: each position's, over ids),
+    gathered as the inputs are (None without labels)."""
     P = len(ids) - 1
-    positions, read = _read_positions(len(ids), streams, context)
-    C = segment_layout(len(ids), streams, context)[2]
+    S, seg, C = segment_layout(len(ids), streams, context)
+    index = np.int32 if S * (seg + C) < 2**31 else np.int64
+    positions = (np.arange(S, dtype=index)[:, None] * index(seg)
+                 + np.arange(seg + C, dtype=index)[None, :])
+    read = np.minimum(positions, P - 1)
     inputs = ids[read].astype(np.int32)          # gathered from the compact ids, then cast
+    labels = None if labels is None else labels[read].astype(np.int32)
     read += 1
     targets = ids[read].astype(np.int32)
     counted = None if mask is None else mask[read]
@@ -69,17 +79,7 @@ def segments(ids, streams, context, mask=None):
     positions[unscored] = -1
     if counted is not None:
         counted &= ~unscored
-    return inputs, targets, positions, counted
-
-
-def _read_positions(n_ids, streams, context):
-    """(positions, read), each (S, seg + C): the position each column of each segment stands
-    for, and the position it reads (the last one past the end)."""
-    S, seg, C = segment_layout(n_ids, streams, context)
-    index = np.int32 if S * (seg + C) < 2**31 else np.int64
-    positions = (np.arange(S, dtype=index)[:, None] * index(seg)
-                 + np.arange(seg + C, dtype=index)[None, :])
-    return positions, np.minimum(positions, n_ids - 2)
+    return inputs, targets, positions, counted, labels
 
 
 def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out=None,
@@ -124,11 +124,9 @@ def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EV
     (total, right). With out (and hits), the log-probability (and whether it was the argmax) of
     each position p (0 .. len(ids) - 2) is written to out[p] (hits[p])."""
     shards = shards if shards is not None else InTurn()
-    inputs, targets, positions, counted = segments(ids, streams, context, mask)
+    inputs, targets, positions, counted, labels = _segments(ids, streams, context, mask, labels)
     lp = None if out is None else np.zeros(inputs.shape)
     hp = None if hits is None else np.zeros(inputs.shape, dtype=bool)
-    if labels is not None:   # each column's label, read as the ids are
-        labels = labels[_read_positions(len(ids), streams, context)[1]].astype(np.int32)
     bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.threads)
     jobs = [functools.partial(_segment_scores, params, cell, inputs[lo:hi], targets[lo:hi],
                               seq_length, None if counted is None else counted[lo:hi],
@@ -300,24 +298,26 @@ def _score_documents(ckpt, text, unk, shards, exact, label=None):
     from .documents import documents_from_text
 
     mode, labelled = ckpt.train_cfg.documents, ckpt.train_cfg.labels
-    own = documents_from_text(text, mode, labelled, label=label)   # in its own vocabulary
-    missing = sorted(set(own.vocab.chars) - set(ckpt.vocab.chars))
+    corpus = documents_from_text(text, mode, labelled, label=label)   # in its own vocabulary
+    missing = sorted(set(corpus.vocab.chars) - set(ckpt.vocab.chars))
     if missing and unk == "error":
         raise DataError(f"characters not in the vocabulary: {format_chars(missing)}")
     skipped = {ch: text.count(ch) for ch in missing}
     if missing:
         text = text.translate({ord(ch): None for ch in missing})
-    corpus = documents_from_text(text, mode, labelled, vocab=ckpt.vocab, label=label)
+        corpus = documents_from_text(text, mode, labelled, label=label)
+    # the text's own ids and label ids -> the model's
+    ids = np.array([ckpt.vocab.stoi[ch] for ch in corpus.vocab.chars])[np.asarray(corpus.ids)]
     labels = None
-    if labelled:   # the text's label ids -> the model's
+    if labelled:
         lut = np.array([ckpt.label_id(name) for name in corpus.label_names], dtype=np.int32)
         labels = lut[np.asarray(corpus.label_ids)]
-    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, corpus.ids,
+    logprobs = char_logprobs(ckpt.params, ckpt.model_cfg.model, ids,
                              streams=1 if exact else EVAL_STREAMS, shards=shards, end=ckpt.end,
                              labels=labels)
-    return Scored(corpus.vocab.decode(corpus.ids), np.arange(len(corpus.ids)), logprobs, skipped,
+    return Scored(ckpt.vocab.decode(ids), np.arange(len(ids)), logprobs, skipped,
                   labels=None if labels is None else labels[:-1], label_names=ckpt.labels,
-                  documents=int(np.count_nonzero(corpus.ids == ckpt.end)) - 1)
+                  documents=int(np.count_nonzero(ids == ckpt.end)) - 1)
 
 
 def completion_ids_mask(vocab, ids, completion):

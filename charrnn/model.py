@@ -153,7 +153,7 @@ def _layer0_projection(params, ids):
     V = embed.shape[0]
     if _use_table(params, ids.size):
         table = embed @ Wx0 + b0                                                # (V, G)
-        onehot = (ids[:, None, :] == np.arange(V)[None, :, None]).astype(embed.dtype)  # (T, V, N)
+        onehot = _onehot(ids, V, embed.dtype)                                   # (T, V, N)
         if ids.shape[1] == 1:   # one stream: (T, G) rows are (T, G, 1) already, gather them
             return table[ids[:, 0]][:, :, None], onehot
         return np.matmul(np.ascontiguousarray(table.T), onehot), onehot
@@ -168,12 +168,9 @@ def _layer0_projection(params, ids):
     return xp, x
 
 
-def _label_onehot(params, labels):
-    """(T, K, N) one-hot of labels (N, T), in the params' dtype; None without labels."""
-    if labels is None:
-        return None
-    K = params["Wv"].shape[1]
-    return (labels.T[:, None, :] == np.arange(K)[None, :, None]).astype(params["Wx"].dtype)
+def _onehot(ids_tm, n, dtype):
+    """(T, n, N) one-hot in dtype of time-major ids (T, N) below n: a character's or a label's."""
+    return (ids_tm[:, None, :] == np.arange(n)[None, :, None]).astype(dtype)
 
 
 def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, end=None,
@@ -192,7 +189,8 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, en
     ids_tm = np.ascontiguousarray(ids.T)         # (T, N)
     T, N = ids_tm.shape
     keep, cuts = (None, None) if end is None else reset_mask(ids_tm == end, params["Wx"].dtype)
-    onehot = _label_onehot(params, labels)       # (T, K, N) or None
+    onehot = (None if labels is None       # the labels' (T, K, N), or None
+              else _onehot(labels.T, params["Wv"].shape[1], params["Wx"].dtype))
     xp, x = _layer0_projection(params, ids_tm)   # (T, G, N); x: the one-hot or embed[ids]
     layers, new_state = [], []
     for l in range(L):

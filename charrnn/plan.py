@@ -219,7 +219,7 @@ def _with_choices(corpus, layers, start, run_dir, lock):
     resolved = as_dict(model_cfg, train_cfg)
     given = {k: resolved[k] for k in set(layers.given()) | set(start.base)}
 
-    end = None if train_cfg.documents == "stream" else corpus.vocab.stoi[END]
+    end = corpus.end
 
     def timed(model, N, T):
         """Seconds per training character of a model given by its model keys, here."""

@@ -80,12 +80,6 @@ def _document(prefix, s, known):
                     None if known is None else text not in known)
 
 
-def config(num_chars, num_samples, temperature=1.0, top_k=0, top_p=1.0, greedy=False):
-    """The SampleConfig of a draw: num_chars caps each document."""
-    return SampleConfig(num_chars=num_chars, temperature=temperature, top_k=top_k, top_p=top_p,
-                        greedy=greedy, num_samples=num_samples)
-
-
 @dataclass(frozen=True)
 class Drawing:
     """A request for whole documents, checked and ready to run (api.sampler gives it for a model

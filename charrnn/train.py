@@ -60,7 +60,6 @@ from .errors import Interrupted, TrainingError
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
-from .documents import END
 from . import evaluate
 from .model import clip_grads, grow_vocab, init_params, num_params, relabel, zero_state
 from .optim import FlatOptimizer, init_state, learning_rate_at
@@ -141,10 +140,9 @@ def _prepare_documents(corpus, batch_size, seq_length):
     """prepare_data for documents: the training documents are ids[:val_start + 1] (ending with
     the end mark of the last), the held-out ones ids[val_start:] (documents.hold_out put them
     last); without a held-out part (val_frac 0) validation scores the training documents."""
-    end = corpus.vocab.stoi[END]
     split = len(corpus.ids) - 1 if corpus.val_start is None else corpus.val_start
     labels = corpus.label_ids
-    batches = _batches(corpus, corpus.ids[:split + 1], batch_size, seq_length, end=end,
+    batches = _batches(corpus, corpus.ids[:split + 1], batch_size, seq_length, end=corpus.end,
                        labels=None if labels is None else labels[:split + 1])
     if corpus.val_start is None:
         return batches, corpus.ids, None, labels

@@ -148,7 +148,7 @@ def worker(text_path, name, iters):
     end = None
     if name in LINES:
         corpus = documents_from_text(list_text(text.text), "lines")
-        vocab, ids, end = corpus.vocab, np.asarray(corpus.ids), corpus.vocab.stoi["\x03"]
+        vocab, ids, end = corpus.vocab, np.asarray(corpus.ids), corpus.end
     else:
         vocab = Vocab.from_text(text.text)
         ids = vocab.encode(text.text)
