@@ -416,11 +416,28 @@ def _read(files, documents, labels, skips, where, several, cache, labels_cache, 
     label_names = tuple(sorted(names)) if labels else ()
     ids, label_ids = _encode(read, documents, vocab, label_names, n_ids, cache, labels_cache)
     readers = [reader for _, _, reader in read]
-    sha256 = readers[0].sha256 if len(readers) == 1 else hashlib.sha256(
-        b"".join(bytes.fromhex(r.sha256) for r in readers)).hexdigest()
+    sha256 = _sha256(readers)
     source = _describe(where, several, [f.name for f, _, _ in read])
     notes = tuple(_reader_notes(readers) + skips.notes(None if several else where))
     return Corpus(ids, vocab, source, sha256, notes, documents, label_names, label_ids)
+
+
+def _sha256(readers):
+    """The documents' SHA-256: the one file's, or that of the files' digests in order."""
+    if len(readers) == 1:
+        return readers[0].sha256
+    return hashlib.sha256(b"".join(bytes.fromhex(r.sha256) for r in readers)).hexdigest()
+
+
+def documents_sha256(paths, documents, labels=False, include=()):
+    """The sha256 that load_documents would give these files and folders, from its first pass
+    alone (nothing encoded): what a resumed run checks its text against."""
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    include = (include,) if isinstance(include, str) else tuple(include)
+    files = _find(paths, documents, labels, include, _Skips())
+    present = np.zeros(MAX_CODE_POINT, dtype=bool)
+    read, _, _ = _count_files(files, documents, labels, present, _Skips())
+    return _sha256([reader for _, _, reader in read])
 
 
 def _describe(where, several, names):

@@ -32,7 +32,7 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import ConfigError, Layers, ModelConfig, TrainConfig, as_dict
 from .data import (BUILTIN_SOURCE, Corpus, DataError, Vocab, chunks_per_pass, file_sha256,
                    load_corpus, open_cached)
-from .documents import END, hold_out, load_documents
+from .documents import END, documents_sha256, hold_out, load_documents
 from .errors import ArgumentError, RunError, format_chars
 from .runs import (DATA, LABELS, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, make_run_dir,
                    mend_metrics)
@@ -330,13 +330,13 @@ def _resume_documents(run_dir, ckpt, file, new_text):
                         f"{' and ' + LABELS if ckpt.labels else ''}) are missing; start a new "
                         f"run with --init-from {run_dir}")
     expected, source = ckpt.info.get("data_sha256"), ckpt.info.get("data_source")
-    if file is not None:
+    if file is not None:   # the text given again: read (not encoded) to compare
         cfg = ckpt.train_cfg
-        given = load_documents(inputs(file), cfg.documents, cfg.labels, cfg.include_patterns,
-                               vocab=ckpt.vocab)
-        if given.sha256 != expected:
-            raise DataError(f"{given.source}: not the text {run_dir} was trained on (SHA-256 "
-                            f"{given.sha256[:16]}..., the run's is {expected[:16]}...); start a "
+        given = documents_sha256(inputs(file), cfg.documents, cfg.labels, cfg.include_patterns)
+        if given != expected:
+            where = ", ".join(str(p) for p in inputs(file))
+            raise DataError(f"{where}: not the text {run_dir} was trained on (SHA-256 "
+                            f"{given[:16]}..., the run's is {expected[:16]}...); start a "
                             f"new run with --init-from {run_dir}")
     corpus = open_cached(cache, ckpt.vocab, source, expected)
     return dataclasses.replace(

@@ -494,3 +494,13 @@ def test_labelled_lines_parsed_in_slices_keep_their_line_numbers(tmp_path, monke
     corpus = load_documents([path], "lines", labels=True)
     assert document_texts(corpus.ids, corpus.vocab) == ["one", "two", "three"]
     assert corpus.notes == ("skipped 1 empty line",)
+
+
+def test_documents_sha256_is_load_documents_without_encoding(tmp_path):
+    from charrnn.documents import documents_sha256
+
+    write(tmp_path / "d" / "a.txt", "one\ntwo\n")
+    write(tmp_path / "d" / "b.bin", b"\x00\x01")
+    write(tmp_path / "d" / "sub" / "c.txt", "three\n")
+    for paths in ([tmp_path / "d"], [tmp_path / "d" / "a.txt"]):
+        assert documents_sha256(paths, "lines") == load_documents(paths, "lines").sha256

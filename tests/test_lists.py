@@ -322,3 +322,21 @@ def test_files_with_labels_take_their_folders_name(tmp_path):
     assert unknown.exit_code == 1
     assert (f"Error: {other / 'x.txt'}: unknown label 'elsewhere'; the model's labels: north, "
             "south") in unknown.output
+
+
+def test_a_list_run_resumed_with_its_text_checks_it(word_list, tmp_path):
+    """--resume RUN FILE: the same list goes on; a changed one is refused (SHA-256), the run
+    left as it was."""
+    run = tmp_path / "run"
+    assert invoke(["train", word_list, "--lines", "--out", run, "--set", "max_iters=10",
+                   *TINY]).exit_code == 0
+    assert invoke(["train", word_list, "--resume", run, "--set", "max_iters=20"]).exit_code == 0
+    assert load_checkpoint(run / "last.npz").iteration == 20
+    word_list.write_text("kalo\nmine\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["train", str(word_list), "--resume", str(run),
+                                      "--set", "max_iters=30"])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {word_list}: not the text {run} was trained on "
+                                    "(SHA-256 ")
+    assert f"start a new run with --init-from {run}\n" in result.output
+    assert load_checkpoint(run / "last.npz").iteration == 20
