@@ -29,7 +29,8 @@ import functools
 import numpy as np
 
 from .config import ConfigError
-from .model import forward, zero_state
+from .direct import context_of
+from .model import direct_width, forward, zero_state
 from .parallel import InTurn
 from .sample import PRIME_CHUNK, Stepper
 
@@ -151,13 +152,18 @@ def _decode(ckpt, prompts, max_chars, end):
     for n, x in enumerate(encoded):
         inputs[n, starts[n]:] = x[:-1]
     state = zero_state(cell, L, N, H, params["Wx"].dtype)
+    # what the direct features (direct.py) see before a column: the stream's own characters,
+    # none (-1) where its prompt has not started
+    width = direct_width(params)
+    seen = np.where(np.arange(P) >= starts[:, None], inputs, -1)
     cuts = sorted(set(starts.tolist()) | set(range(0, P, PRIME_CHUNK)) | {P})
     for a, b in zip(cuts[:-1], cuts[1:]):
         state = _zero_where(state, starts == a)
-        _, state, _ = forward(params, cell, inputs[:, a:b], state, keep_cache=False)
+        _, state, _ = forward(params, cell, inputs[:, a:b], state, keep_cache=False,
+                              context=context_of(seen, a, width))
     state = _zero_where(state, starts == P)     # prompts of the separator alone
     stepper = Stepper(params, cell, N)
-    stepper.load_state(state)
+    stepper.load_state(state, context_of(seen, P, width))
     logits = stepper.step(np.array([x[-1] for x in encoded], dtype=np.intp))
     # then the greedy steps: each stream until its end mark or its max_chars
     caps = np.array(max_chars)

@@ -19,6 +19,9 @@ class ModelConfig:
     hidden_size: int = 128       # H: units per layer (also the embedding width)
     num_layers: int = 2          # L: stacked recurrent layers
     dropout: float = 0.0         # probability of zeroing a unit of each layer's output, training only
+    direct_order: int = 0        # n: hashed features of the last 1 .. n characters added to the
+                                 # logits (RNNME's direct connections, direct.py); 0: none
+    direct_size: int = 16384     # B: rows of each order's hashed table (n x B x V weights)
 
     def __post_init__(self):
         from .layers import GATES      # here, not above: listing presets needs no NumPy
@@ -28,6 +31,8 @@ class ModelConfig:
         _at_least(self, "num_layers", 1)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}", "dropout")
+        _at_least(self, "direct_order", 0)
+        _at_least(self, "direct_size", 1)
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,19 @@ class Batches:
             return None
         return self.labels[:, self._cols(iteration)[1]].astype(np.int32)
 
+    def context(self, iteration, width):
+        """The width ids before chunk(iteration)'s inputs in each stream, (N, width) int32, -1
+        where there are none (the first chunk of a pass, whose state starts at zeros): the
+        context of a model with direct features (direct.py); None for width 0."""
+        if not width:
+            return None
+        k, cols = self._cols(iteration)
+        out = np.full((self.batch_size, width), -1, dtype=np.int32)
+        if k:
+            lo = max(0, cols.start - width)
+            out[:, width - (cols.start - lo):] = self.inputs[:, lo:cols.start]
+        return out
+
     def _cols(self, iteration):
         """(k, the columns of chunk k): iteration's chunk of the pass."""
         k = iteration % self.per_pass

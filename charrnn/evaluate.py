@@ -27,7 +27,8 @@ import numpy as np
 from .data import (DataError, completion_mask, format_chars, strip_labels, take_chars,
                    text_name)
 from .layers import log_softmax
-from .model import forward, zero_state
+from .direct import context_of
+from .model import direct_width, forward, zero_state
 from .parallel import InTurn, shard_bounds
 
 EVAL_STREAMS = 64     # parallel segments, at most
@@ -101,7 +102,8 @@ def _segment_scores(params, cell, inputs, targets, seq_length, counted=None, out
     for start in range(0, seg, seq_length):
         cols = slice(start, start + seq_length)
         logits, state, _ = forward(params, cell, inputs[:, cols], state, keep_cache=False,
-                                   end=end, labels=None if labels is None else labels[:, cols])
+                                   end=end, labels=None if labels is None else labels[:, cols],
+                                   context=context_of(inputs, start, direct_width(params)))
         picks = targets[:, cols].T.reshape(-1)                  # time-major, as the logits
         rows, picked = np.arange(len(picks)), np.maximum(picks, 0)
         logp = log_softmax(logits)[rows, picked]

@@ -84,13 +84,19 @@ def export(ckpt, output, fmt=None, weights="float32"):
 
 def _check_kind(ckpt, fmt):
     """ExportError for what a format cannot carry: the page samples one stream (not documents),
-    and neither the page nor the ONNX graph has the labels' vectors (the .npz keeps both)."""
+    and neither the page nor the ONNX graph has the labels' vectors or the direct features'
+    tables (the .npz keeps them)."""
     if fmt == "html" and ckpt.end is not None:
         raise ExportError(f"{ckpt.path or 'the model'}: a model of documents cannot be exported "
                           "as a page yet (the page writes one stream); export it as .onnx or .npz")
     if fmt == "onnx" and ckpt.labels:
         raise ExportError(f"{ckpt.path or 'the model'}: a model with labels cannot be exported "
                           "as ONNX yet (the graph has no input for the label); export it as .npz")
+    if fmt in ("html", "onnx") and "Wd" in ckpt.params:
+        kind = "a page" if fmt == "html" else "ONNX"
+        raise ExportError(f"{ckpt.path or 'the model'}: a model with direct features "
+                          f"(direct_order {ckpt.model_cfg.direct_order}) cannot be exported as "
+                          f"{kind} yet (it has no hashed tables); export it as .npz")
 
 
 def _weights_only(ckpt, weights):

@@ -9,7 +9,7 @@ Parameters are a flat dict of float32 arrays with fixed keys; the layers' weight
 a leading axis of length L (every layer's input is H wide, the embedding included):
 
     embed (V, H)   Wx (L, H, G)   Wh (L, H, G)   b (L, G)   [gru: bhn (L, H)]   Why (H, V)   by (V,)
-    [labels: Wv (L, K, G)]
+    [labels: Wv (L, K, G)]   [direct features: Wd (n, B, V)]
 
 Documents (documents.py): given end, the id of the end mark, every step whose input is the end
 mark starts a document, and each layer's state is reset to zeros before it (layers.reset_mask).
@@ -17,6 +17,10 @@ Labels: a model of K labelled kinds conditions every layer at every step on its 
 k, through v = onehot(k): Wx^T x + Wh^T h + b + Wv^T v, the captioning model's
 h = tanh(Wxh x + Whh h + Wih v) (Wv[l, k] is label k's learned vector for layer l). For a
 single label the term is a bias: condition() folds it into b for sampling and export.
+
+Direct features (direct.py, RNNME's direct connections): with Wd, the logits also get
+sum_k Wd[k - 1, hash_k(last k characters)], for k = 1 .. n; the characters before a chunk come
+from its context (N, n - 1), the ids that precede it in each stream (-1: none).
 
 The training objective is the loss summed over the T steps of a chunk and averaged over the N
 streams, as in min-char-rnn and char-rnn; reported losses are per character (that sum / T).
@@ -31,6 +35,7 @@ an iteration.) Inside the recurrent layers sequences are feature-major, (T, H, N
 
 import numpy as np
 
+from . import direct
 from .layers import (
     GATES,
     reset_mask,
@@ -54,7 +59,8 @@ _SEQ = {
 }
 
 
-def param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels=0):
+def param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels=0, direct_order=0,
+                 direct_size=0):
     """Name -> shape of every parameter, in the order checkpoints and docs/files.md list them."""
     V, H, L, G = vocab_size, hidden_size, num_layers, GATES[cell] * hidden_size
     shapes = {"embed": (V, H), "Wx": (L, H, G), "Wh": (L, H, G), "b": (L, G)}
@@ -63,20 +69,25 @@ def param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels=0):
     shapes.update({"Why": (H, V), "by": (V,)})
     if num_labels:
         shapes["Wv"] = (L, num_labels, G)
+    if direct_order:
+        shapes["Wd"] = (direct_order, direct_size, V)
     return shapes
 
 
-def init_params(cell, vocab_size, hidden_size, num_layers, rng, dtype=np.float32, num_labels=0):
+def init_params(cell, vocab_size, hidden_size, num_layers, rng, dtype=np.float32, num_labels=0,
+                direct_order=0, direct_size=0):
     """PyTorch's initialisation: embed ~ N(0, 1); Wx, Wh ~ U(-1/sqrt(H), 1/sqrt(H)); biases 0,
     except an LSTM's forget gate bias, 1, so that early on the cell remembers (Gers et al. 2000).
     Why is 10x smaller than PyTorch's, so that an untrained model predicts nearly uniformly and its
     loss starts at about ln V, as min-char-rnn's does. The labels' vectors Wv start at 0 (every
     label alike, as a model without labels), so that the random draws are those of a model
-    without labels."""
+    without labels. The direct features' table Wd starts at 0 too (rnnlm's does): the model
+    starts as one without them, with the same random draws."""
     H = hidden_size
     bound = 1.0 / np.sqrt(H)
     params = {}
-    shapes = param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels)
+    shapes = param_shapes(cell, vocab_size, hidden_size, num_layers, num_labels, direct_order,
+                          direct_size)
     for name, shape in shapes.items():
         if name == "embed":
             value = rng.standard_normal(shape)
@@ -96,8 +107,8 @@ def grow_vocab(params, old_vocab, new_vocab, rng):
     """params of a model over old_vocab, remapped onto new_vocab (a data.Vocab that holds every
     character of old_vocab, and more): each old character keeps its learned rows (its embed row,
     Why column and by entry) at its id in new_vocab; each new character gets rows as init_params
-    makes them (embed ~ N(0, 1), Why ~ U(-0.1/sqrt(H), 0.1/sqrt(H)), by 0), drawn from rng. The
-    other parameters do not depend on V: they are the same arrays. A new dict; params as is."""
+    makes them (embed ~ N(0, 1), Why ~ U(-0.1/sqrt(H), 0.1/sqrt(H)), by 0), drawn from rng; the
+    direct features' tables Wd start again from zeros. The other parameters do not depend on V: they are the same arrays. A new dict; params as is."""
     old, new = old_vocab.chars, new_vocab.chars
     if set(old) - set(new):
         raise ValueError("grow_vocab: new_vocab lacks characters of old_vocab")
@@ -116,6 +127,10 @@ def grow_vocab(params, old_vocab, new_vocab, rng):
     grown["Why"][:, fresh] = rng.uniform(-0.1 * bound, 0.1 * bound, (H, len(fresh)))
     grown["by"] = np.zeros(V, dtype=params["by"].dtype)
     grown["by"][at] = params["by"]
+    if "Wd" in params:
+        # the direct features' rows are hashed from ids, which the new vocabulary changes: the
+        # tables start again from zeros (as init_params makes them)
+        grown["Wd"] = np.zeros(params["Wd"].shape[:2] + (V,), dtype=params["Wd"].dtype)
     return grown
 
 
@@ -174,13 +189,15 @@ def _onehot(ids_tm, n, dtype):
 
 
 def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, end=None,
-            labels=None):
+            labels=None, context=None):
     """Run the stack over one chunk. ids: (N, T) input ids; state: from zero_state or a previous
     call. Dropout applies when rng is given and dropout > 0. keep_cache=False (scoring,
     priming: no backward to come) lets each layer's cache go as soon as the next layer has its
     input, which lowers the peak memory, and returns None for the cache. end: the end mark's
     id in a model of documents (the state is reset where it is the input), or None. labels:
     (N, T) label ids of the inputs, for a model with labels (params has Wv), or None.
+    context: (N, n - 1) the ids before the chunk in each stream (-1: none), for a model with
+    direct features (params has Wd, of n orders; direct.context_of), or None for none.
 
     Returns logits (T*N, V), time-major (row t*N + n), the final state, and the cache.
     """
@@ -216,8 +233,13 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, en
         del cache
         x = hs
     logits = _rows_tm(x) @ params["Why"] + params["by"]
+    table_rows = None
+    if "Wd" in params:   # + sum_k Wd[k - 1, hash_k]: the direct features of the last k ids
+        Wd = params["Wd"]
+        table_rows = direct.rows(ids_tm, context, Wd.shape[0], Wd.shape[1], end)
+        logits += direct.logits_forward(Wd, table_rows)
     # the top layer's states x, not their (T*N, H) copy: backward remakes it (memory)
-    return logits, new_state, (ids_tm, layers, x, onehot) if keep_cache else None
+    return logits, new_state, (ids_tm, layers, x, onehot, table_rows) if keep_cache else None
 
 
 def _rows_tm(seq):
@@ -234,13 +256,15 @@ def backward(params, cell, dlogits, cache, consume=False):
     the peak memory of training by about a third. By default the cache is left as it was.
     """
     seq_backward = _SEQ[cell][1]
-    ids_tm, layers, top_states, onehot = cache
+    ids_tm, layers, top_states, onehot, table_rows = cache
     T, N = ids_tm.shape
     # the stacked per-layer arrays are filled layer by layer; the others are made whole below
     grads = {name: np.empty_like(params[name]) for name in ("Wx", "Wh", "b", "bhn", "Wv")
              if name in params}
     grads["Why"] = _rows_tm(top_states).T @ dlogits
     grads["by"] = dlogits.sum(axis=0)
+    if table_rows is not None:
+        grads["Wd"] = direct.logits_backward(dlogits, table_rows, params["Wd"].shape)
     del top_states
     # (T*N, H) -> (T, H, N); no name keeps the (T*N, H) array alive through the layers below
     dhs = np.ascontiguousarray((dlogits @ params["Why"].T).reshape(T, N, -1).transpose(0, 2, 1))
@@ -318,9 +342,9 @@ def _layer0_backward(params, ids, x, dxp, grads):
 
 
 def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, batch_size=None,
-                   end=None, labels=None):
+                   end=None, labels=None, context=None):
     """One truncated-BPTT chunk. inputs, targets: (N, T) ids; state: the carried state; end,
-    labels: as forward's (documents, and their labels).
+    labels, context: as forward's (documents, their labels, the direct features' context).
 
     Returns (mean loss per character, grads, new state). The gradients are those of the loss
     summed over T and averaged over N; the new state is detached (plain arrays). batch_size: the
@@ -331,7 +355,7 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     """
     N, T = inputs.shape
     logits, new_state, cache = forward(params, cell, inputs, state, dropout, rng, end=end,
-                                       labels=labels)
+                                       labels=labels, context=context)
     total, count, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1),
                                                   1.0 / (batch_size or N))
     grads, _ = backward(params, cell, dlogits, cache, consume=True)
@@ -353,6 +377,12 @@ def clip_grads(grads, grad_clip, clip_mode):
         for g in grads.values():
             g *= scale
     return norm
+
+
+def direct_width(params):
+    """The context a chunk needs (direct.context_of's width): n - 1 ids for a model with direct
+    features of n orders, else 0."""
+    return params["Wd"].shape[0] - 1 if "Wd" in params else 0
 
 
 def condition(params, label):

@@ -156,7 +156,7 @@ class InTurn:
 
 
 def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, shards=None,
-                   end=None, labels=None):
+                   end=None, labels=None, context=None):
     """model.loss_and_grads over shards of the streams (see the module docstring); the same
     arguments and results. shards: a Shards, or None for one shard (exactly model.loss_and_grads).
 
@@ -167,14 +167,15 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     bounds = shard_bounds(N, params["Wh"].shape[1], threads)
     if len(bounds) == 1:
         return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng,
-                                    end=end, labels=labels)
+                                    end=end, labels=labels, context=context)
     rngs = [None] * len(bounds)      # no generator shared between threads: dropout's are their own
     if rng is not None and dropout > 0.0:
         rngs = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63 - 1, len(bounds))]
     jobs = [functools.partial(model.loss_and_grads, params, cell, inputs[lo:hi], targets[lo:hi],
                               [tuple(s[:, lo:hi] for s in layer) for layer in state],
                               dropout, shard_rng, batch_size=N, end=end,
-                              labels=None if labels is None else labels[lo:hi])
+                              labels=None if labels is None else labels[lo:hi],
+                              context=None if context is None else context[lo:hi])
             for (lo, hi), shard_rng in zip(bounds, rngs)]
     results = shards.map(jobs)
     # every shard's loss is per counted character of that shard: (hi - lo) * T of them, or

@@ -33,7 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError, format_chars
-from .model import forward, zero_state
+from . import direct
+from .direct import context_of
+from .model import direct_width, forward, zero_state
 from .parallel import Shards, shard_bounds
 
 BLOCK = 1 << 20  # random numbers drawn at once, at most (the same stream as drawing all up front)
@@ -102,7 +104,7 @@ class Stepper:
     logit_scale (1 / temperature) is folded into Why and by.
     """
 
-    def __init__(self, params, cell, batch_size=1, logit_scale=1.0):
+    def __init__(self, params, cell, batch_size=1, logit_scale=1.0, end=None):
         Wx, Wh, b = params["Wx"], params["Wh"], params["b"]
         L, H, G = Wx.shape
         N, dtype = batch_size, Wx.dtype
@@ -182,14 +184,32 @@ class Stepper:
         self.plan = [(self.layers[l - 1][0] if l else None, recurrent, h, self.c[l], product)
                      for l, (_, recurrent, h, product) in enumerate(self.layers)]
         self.step = {"lstm": self._step_lstm, "gru": self._step_gru, "rnn": self._step_rnn}[cell]
+        # direct features (direct.py): the ids each stream read last, and the tables, times
+        # logit_scale as Why; the cell's step is wrapped to add their rows to the logits
+        self.direct = None
+        if "Wd" in params:
+            Wd = params["Wd"] * dtype.type(logit_scale)
+            self.direct = (Wd, end)
+            self.history = np.full((N, Wd.shape[0] - 1), -1, dtype=np.int64)
+            self._cell_step, self.step = self.step, self._step_direct
+
+    def _step_direct(self, ids):
+        logits = self._cell_step(ids)
+        Wd, end = self.direct
+        rows, self.history = direct.step_rows(self.history, ids, Wd.shape[0], Wd.shape[1], end)
+        logits += direct.logits_forward(Wd, rows[None])
+        return logits
 
     def _blk(self, x, lo, hi):
         """Gate columns lo:hi of a step buffer: x[lo:hi] feature-major, x[:, lo:hi] in rows."""
         return x[lo:hi] if self.fm else x[:, lo:hi]
 
-    def load_state(self, state):
+    def load_state(self, state, history=None):
         """Start every stream from state, per layer (h,) or (h, c) as model.forward returns
-        them, each (H, 1); the recurrent parts are recomputed from it."""
+        them, each (H, 1); the recurrent parts are recomputed from it. history: (N, n - 1) the
+        ids read before, for direct features (direct.context_of), or None."""
+        if history is not None and self.direct is not None:
+            self.history = np.broadcast_to(history, self.history.shape).astype(np.int64)
         for l, (_, _, h, product) in enumerate(self.layers):
             h[:] = state[l][0] if self.fm else state[l][0][:, 0]
             if self.cell == "lstm":
@@ -470,7 +490,7 @@ def prepare(ckpt, seed_text, cfg, unk="error", rng=None):
 PRIME_CHUNK = 256  # seed characters per forward pass
 
 
-def _prime(stepper, params, cell, seed_ids):
+def _prime(stepper, params, cell, seed_ids, end=None):
     """Feed the seed: all but its last character through model.forward at batch 1 (a chunk of
     characters per pass instead of one step per character), the last through the Stepper, whose
     logits then predict the first new character of every stream."""
@@ -478,10 +498,12 @@ def _prime(stepper, params, cell, seed_ids):
         L, H = params["Wx"].shape[:2]
         state = zero_state(cell, L, 1, H, params["Wx"].dtype)
         ids = seed_ids[None, :-1].astype(np.int32)
+        width = direct_width(params)
         for start in range(0, ids.shape[1], PRIME_CHUNK):
             _, state, _ = forward(params, cell, ids[:, start:start + PRIME_CHUNK], state,
-                                  keep_cache=False)
-        stepper.load_state(state)
+                                  keep_cache=False, end=end,
+                                  context=context_of(ids, start, width))
+        stepper.load_state(state, context_of(ids, ids.shape[1], width))
     stepper.step(np.full(stepper.N, seed_ids[-1], np.intp))
 
 
@@ -497,7 +519,7 @@ def _run(ckpt, seed_text, cfg, rng, logprobs, cancel=None):
     rng = rng if rng is not None else np.random.default_rng()
     vocab, N, n, V = ckpt.vocab, cfg.num_samples, cfg.num_chars, len(ckpt.vocab)
     stepper = Stepper(ckpt.params, ckpt.model_cfg.model, N,
-                      min(1.0 / cfg.temperature, MAX_LOGIT_SCALE))
+                      min(1.0 / cfg.temperature, MAX_LOGIT_SCALE), end=ckpt.end)
     choose = _Chooser(stepper.logits, cfg)
     seed_ids = vocab.encode(seed_text)
     S = len(seed_ids)
@@ -509,7 +531,7 @@ def _run(ckpt, seed_text, cfg, rng, logprobs, cancel=None):
     length = np.full(N, n)          # characters generated per sample, stop string included
     stopped_by = [None] * N
     alive = np.ones(N, bool)
-    _prime(stepper, ckpt.params, ckpt.model_cfg.model, seed_ids)
+    _prime(stepper, ckpt.params, ckpt.model_cfg.model, seed_ids, ckpt.end)
     step = stepper.step
     block = max(1, BLOCK // (V * N))   # steps of noise per draw
     noise = None

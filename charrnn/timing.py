@@ -10,6 +10,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import Batches
+from . import model
 from .model import clip_grads, init_params, zero_state
 from .optim import FlatOptimizer, init_state
 from .parallel import Shards, loss_and_grads
@@ -31,7 +32,8 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
         inputs, targets, _ = batches.chunk(k)
         _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
                                           model_cfg.dropout, rng, shards, end=batches.end,
-                                          labels=batches.labels_at(k))
+                                          labels=batches.labels_at(k),
+                                          context=batches.context(k, model.direct_width(params)))
         clip_grads(grads, tc.grad_clip, tc.clip_mode)
         optimizer.step(grads, tc.learning_rate, k + 1)
         times.append(time.perf_counter() - t0)
@@ -46,7 +48,8 @@ def seconds_per_char(model_cfg, vocab_size, ids, batch_size, seq_length, threads
     documents."""
     N, T = batch_size, seq_length
     params = init_params(model_cfg.model, vocab_size, model_cfg.hidden_size, model_cfg.num_layers,
-                         np.random.default_rng(0))
+                         np.random.default_rng(0), direct_order=model_cfg.direct_order,
+                         direct_size=model_cfg.direct_size)
     ids = np.resize(np.asarray(ids[:4 * N * T + 1]), 4 * N * T + 1)
     timing = TrainConfig(batch_size=N, seq_length=T, threads=threads)
     with Shards(threads) as shards:

@@ -61,7 +61,8 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
 from . import evaluate
-from .model import clip_grads, grow_vocab, init_params, num_params, relabel, zero_state
+from .model import (clip_grads, direct_width, grow_vocab, init_params, num_params, relabel,
+                    zero_state)
 from .optim import FlatOptimizer, init_state, learning_rate_at
 from .parallel import Shards, loss_and_grads
 from .runs import BEST, LAST, METRICS, PROBE, START
@@ -371,7 +372,9 @@ class _Training:
                       if init_from is not None
                       else init_params(model_cfg.model, len(corpus.vocab),
                                        model_cfg.hidden_size, model_cfg.num_layers, rng,
-                                       num_labels=len(corpus.label_names)))
+                                       num_labels=len(corpus.label_names),
+                                       direct_order=model_cfg.direct_order,
+                                       direct_size=model_cfg.direct_size))
             self.run = _Run(params, init_state(train_cfg.optimizer, params, train_cfg.momentum),
                             rng, self.zero_state(), 0,
                             {"data_sha256": corpus.sha256, "data_source": corpus.source,
@@ -520,7 +523,8 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
                 run.hidden = t.zero_state()
             loss, grads, hidden = loss_and_grads(
                 run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards,
-                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start))
+                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start),
+                context=batches.context(run.iteration - t.text_start, direct_width(run.params)))
             norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
             # roll back on divergence: such a loss or gradient is never applied
             if not (math.isfinite(loss) and math.isfinite(norm)) or loss > t.bound:
@@ -692,7 +696,8 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
     batches, val_ids, _, _ = prepare_data(corpus, tc.val_frac, tc.batch_size, tc.seq_length,
                                           tc.completion)
     params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed),
-                         num_labels=len(corpus.label_names))
+                         num_labels=len(corpus.label_names), direct_order=model_cfg.direct_order,
+                         direct_size=model_cfg.direct_size)
     with Shards(tc.threads) as shards:
         per_iter = seconds_per_iteration(params, model_cfg, tc, batches, shards)
     streams, seg, context = evaluate.segment_layout(len(val_ids))

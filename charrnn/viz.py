@@ -20,7 +20,8 @@ from .data import DataError, format_chars
 from .documents import END
 from .errors import ViewError
 from .layers import log_softmax
-from .model import forward, zero_state
+from .direct import context_of
+from .model import direct_width, forward, zero_state
 from .sample import replacement_char
 
 TOP = 5                 # guesses listed per character
@@ -52,7 +53,7 @@ def unit_values(cell, cache):
     """(L, T, H) from a model.forward cache of one stream: each layer's h, which is the next
     layer's input (the top layer's is the cache's last entry), or for an LSTM tanh(c), from
     layers.lstm_seq_forward's cache (acts, hs, cs, ...), where cs[t + 1] = c_t."""
-    _, layers, top, _ = cache
+    _, layers, top = cache[:3]
     if cell == "lstm":
         seqs = [np.tanh(seq_cache[2][1:]) for _, seq_cache, _ in layers]
     else:
@@ -75,7 +76,8 @@ def trace_ids(params, cell, ids, top=TOP, chunk=CHUNK, end=None):
     state = zero_state(cell, L, 1, H, params["Wx"].dtype)
     for lo in range(0, T, chunk):
         hi = min(T, lo + chunk)
-        logits, state, cache = forward(params, cell, ids[None, lo:hi], state, end=end)
+        logits, state, cache = forward(params, cell, ids[None, lo:hi], state, end=end,
+                                       context=context_of(ids[None], lo, direct_width(params)))
         units[:, lo:hi] = unit_values(cell, cache)
         # row j predicts ids[lo + j + 1]; the text's last character predicts nothing shown
         m = min(hi, T - 1) - lo

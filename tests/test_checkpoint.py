@@ -135,7 +135,8 @@ def test_file_layout_is_self_describing_and_pickle_free(tmp_path, rng):
     assert arrays["vocab"].dtype == np.int32
     assert arrays["vocab"].tolist() == [0, 10, 32, 97, 98, 99, 0xE9, 0x4E2D]
     assert json.loads(str(arrays["config"]))["model"] == {
-        "model": "lstm", "hidden_size": 5, "num_layers": 2, "dropout": 0.1}
+        "model": "lstm", "hidden_size": 5, "num_layers": 2, "dropout": 0.1, "direct_order": 0,
+        "direct_size": 16384}
     assert arrays["state/h"].shape == arrays["state/c"].shape == (2, 3, 5)
     assert {k for k in arrays if k.startswith("param/")} == {f"param/{k}" for k in ckpt.params}
     assert {k for k in arrays if k.startswith("optim/")} == {
