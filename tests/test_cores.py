@@ -1,6 +1,7 @@
-"""The cores a process computes on (cores.py): its threads, CPUs, quota and BLAS environment
-variables, its share among the charrnn processes of the host, and OpenBLAS's threads set to it.
-Every CPU count here is made on purpose, whatever this machine has."""
+"""The cores a process computes on (cores.py): its threads (0: every core), CPUs, quota and BLAS
+environment variables, its share among the charrnn processes of the host, and OpenBLAS's threads
+set to it (each shard's part of the cores inside the shards, all of them outside). Every CPU count
+here is made on purpose, whatever this machine has."""
 
 import json
 import os
@@ -44,6 +45,29 @@ def test_the_limit_is_the_fewest_of_threads_cpus_quota_and_blas_variables(monkey
     assert cores.cpu_limit(8) == 1
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "many")             # not a count: ignored
     assert cores.cpu_limit(8) == 2
+
+
+def test_threads_0_is_every_core_the_process_may_use(monkeypatch):
+    """threads 0: no cap of its own, only the CPUs, the quota and the BLAS variables."""
+    monkeypatch.setattr(cores, "affinity", lambda: tuple(range(16)))
+    monkeypatch.setattr(cores, "cgroup_quota", lambda: None)
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    assert cores.cpu_limit(0) == 16 and cores.cpu_limit(1) == 1 and cores.cpu_limit(64) == 16
+    monkeypatch.setattr(cores, "affinity", lambda: (2, 5))         # taskset -c 2,5
+    assert cores.cpu_limit(0) == 2
+    monkeypatch.setattr(cores, "affinity", lambda: tuple(range(16)))
+    monkeypatch.setattr(cores, "cgroup_quota", lambda: 6)          # docker --cpus 5.5
+    assert cores.cpu_limit(0) == 6
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cores.cpu_limit(0) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(cores, "RECHECK_SECONDS", 0.0)
+    with CoreShare(0) as share:
+        assert share.limit == 6 and share.cores() == 6
+        with CoreShare(0) as other, CoreShare(1) as one:   # peers: the 6 are dealt in turn
+            # (the odd core goes to the first by name, a random one here)
+            assert sorted([share.cores(), other.cores()]) == [2, 3] and one.cores() == 1
 
 
 @pytest.mark.parametrize("text, quota", [("max 100000\n", None), ("250000 100000\n", 3),
@@ -131,14 +155,43 @@ def test_blas_threads_are_the_cores_and_one_with_threads_1(cpus, monkeypatch):
     cpus(2)
     monkeypatch.setattr(cores, "RECHECK_SECONDS", 0.0)
     before = cores.blas_threads()
-    with Shards(1):
-        assert cores.blas_threads() == 1        # threads: the cores a run uses, BLAS included
+    with Shards(2, threads=1) as one:
+        assert cores.blas_threads() == 1 and not one.parallel   # threads: BLAS included
+    with Shards(1) as whole:                     # one shard, every core: all of them to BLAS
+        assert cores.blas_threads() == 2 and whole.cores == 2 and whole.pool is None
     with Shards(2) as shards:
         assert cores.blas_threads() == 2 and shards.cores == 2 and shards.parallel
         with Shards(2) as other:                 # a second run: the two share the cores
             assert other.cores == 1 and not other.parallel
             assert shards.update() == 1 and cores.blas_threads() == 1 and not shards.parallel
         assert shards.update() == 2 and cores.blas_threads() == 2
+    assert cores.blas_threads() == before
+
+
+@pytest.mark.parametrize("cpu_count, jobs, per_shard", [
+    (16, 2, 8), (16, 3, 5), (2, 2, 1), (3, 2, 1), (1, 2, 1), (4, 8, 1), (8, 1, 8)])
+def test_each_shard_gets_its_part_of_the_cores(cpus, cpu_count, jobs, per_shard):
+    """More cores than shards: each shard's BLAS gets cores // shards running, not 1."""
+    from charrnn.parallel import Shards
+
+    cpus(cpu_count)
+    with Shards(jobs) as shards:
+        assert shards.cores == cpu_count and shards.blas_per_shard(jobs) == per_shard
+
+
+def test_the_shards_blas_threads_are_their_part_and_the_callers_after(cpus):
+    from charrnn import parallel
+    from charrnn.parallel import Shards
+
+    if parallel.blas_local_threads() is None or cores.blas_threads() is None:
+        pytest.skip("no OpenBLAS thread settings here")
+    cpus(4)
+    before = cores.blas_threads()
+    inside = []
+    with Shards(2) as shards:
+        assert shards.parallel and cores.blas_threads() == 4      # outside the shards: all 4
+        shards.map([lambda: inside.append(cores.blas_threads())] * 2)
+        assert inside == [2, 2] and cores.blas_threads() == 4
     assert cores.blas_threads() == before
 
 
