@@ -203,3 +203,55 @@ def test_an_unwritable_registry_means_no_peers(cpus, monkeypatch, tmp_path):
     with CoreShare(2) as share:
         assert share.cores() == 2 and share.registration.fd is None
     assert os.path.isfile(blocker)
+
+
+def _train_under_taskset(cpu_list, text, out, tmp_path):
+    """`charrnn train` as a subprocess on the CPUs in cpu_list (taskset -c), with peers and a
+    temporary directory of its own and no BLAS variables: its log (stderr)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    env["TMPDIR"] = str(tmp_path)          # its own peers (cores.peers_dir): nobody else's runs
+    proc = subprocess.run(
+        ["taskset", "-c", ",".join(map(str, cpu_list)), sys.executable, "-m", "charrnn",
+         "train", str(text), "--out", str(out), "--rng-seed", "3",
+         "--set", "model=gru", "--set", "num_layers=1", "--set", "hidden_size=64",
+         "--set", "dropout=0.1", "--set", "batch_size=128", "--set", "seq_length=8",
+         "--set", "max_iters=3", "--set", "eval_every=3", "--set", "val_frac=0.1",
+         "--set", "shards=2"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_the_bits_do_not_depend_on_the_cores(tmp_path):
+    """The same run (two shards of 64 streams x 64 units, with dropout) on one CPU, where the
+    shards run one after the other, and on two, where they run at once: the same weights,
+    bit for bit (threads is 0, every core; only shards decides the numbers)."""
+    import shutil
+
+    import numpy as np
+
+    from charrnn.checkpoint import load_checkpoint
+
+    if shutil.which("taskset") is None:
+        pytest.skip("taskset (util-linux) is not installed")
+    mine = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(mine) < 2:
+        pytest.skip(f"this process may run on {len(mine) or 'an unknown number of'} CPU(s); "
+                    "the test needs 2")
+    text = tmp_path / "text.txt"
+    words = np.random.default_rng(0).choice(["the ", "cat ", "sat\n", "on ", "a ", "mat. "], 8000)
+    text.write_text("".join(words), encoding="utf-8")
+    one_log = _train_under_taskset(mine[:1], text, tmp_path / "one", tmp_path)
+    two_log = _train_under_taskset(mine[:2], text, tmp_path / "two", tmp_path)
+    assert ("computing on 1 core (threads 0: every core); batch in 2 shards, one after another"
+            in one_log.splitlines())
+    assert f"computing on {min(2, cores.cgroup_quota() or 2)} core" in two_log
+    a, b = (load_checkpoint(tmp_path / run / "last.npz") for run in ("one", "two"))
+    assert a.train_cfg == b.train_cfg and (a.train_cfg.threads, a.train_cfg.shards) == (0, 2)
+    metrics = [json.loads((tmp_path / run / "metrics.jsonl").read_text()) for run in ("one", "two")]
+    assert metrics[0]["train_loss"] == metrics[1]["train_loss"]
+    assert metrics[0]["val_loss"] == metrics[1]["val_loss"]
+    assert a.iteration == b.iteration == 3 and sorted(a.params) == sorted(b.params)
+    for name in a.params:
+        assert np.array_equal(a.params[name], b.params[name]), name
