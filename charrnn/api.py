@@ -236,7 +236,7 @@ def score(model, text, *, unk="error", exact=False, accuracy=False):
     ckpt, _ = _open(model)
     if accuracy:
         check_completion(ckpt)
-    with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
+    with Shards(ckpt.train_cfg.shards, ckpt.train_cfg.threads) as shards:   # as trained
         scored = score_text(ckpt, text, unk, shards, exact, hits=accuracy)
         report = accuracy_report(completion_counts(ckpt, scored, shards)) if accuracy else {}
     completion = ckpt.train_cfg.completion
@@ -261,7 +261,7 @@ def score_files(files, model=None, *, unk="error", exact=False, accuracy=False, 
     ckpt, notes = _open(model, runs_dir)
     if accuracy:
         check_completion(ckpt)
-    with Shards(ckpt.train_cfg.threads) as shards:   # as the run was trained
+    with Shards(ckpt.train_cfg.shards, ckpt.train_cfg.threads) as shards:   # as trained
         texts = [(name, _read(name)) for name in names]
         result = evaluate_texts(ckpt, texts, unk, exact, accuracy, worst, per_char, shards)
     return dataclasses.replace(result, notes=notes)

@@ -160,7 +160,11 @@ def load_checkpoint(path):
                               "(pip install -U charrnn)")
     try:
         config = json.loads(str(arrays["config"]))
-        model_cfg, train_cfg = ModelConfig(**config["model"]), TrainConfig(**config["train"])
+        model_cfg, train = ModelConfig(**config["model"]), dict(config["train"])
+        if "shards" not in train and "threads" in train:
+            # before the shards key, threads was both the cores and the shards: keep the shards
+            train["shards"] = train["threads"]
+        train_cfg = TrainConfig(**train)
         params = {k[6:]: v for k, v in arrays.items() if k.startswith("param/")}
         hidden = None
         if "state/h" in arrays:

@@ -95,7 +95,8 @@ def cli():
               help="Run directory to create. Default: runs/<time>-<file name>.")
 @click.option("--resume", "resume_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Continue the run in this directory from its last.npz, exactly where it "
-                   "stopped. Only max_iters, learning_rate, eval_every and threads may change.")
+                   "stopped. Only max_iters, learning_rate, eval_every, threads, shards and time "
+                   "may change.")
 @click.option("--new-text", is_flag=True,
               help="With --resume: go on with FILE, another text (in the run's vocabulary), "
                    "read from its beginning; the weights, optimizer state and iteration carry "

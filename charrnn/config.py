@@ -70,9 +70,13 @@ class TrainConfig:
                                  # folder they lie in); the model conditions on them
     include: str = ""            # folders: read only files whose name matches one of these
                                  # comma-separated patterns (e.g. "*.py,*.md"); "": every file
-    threads: int = 2             # shards of each batch trained at once, one per core (parallel.py),
-                                 # where batch_size x hidden_size >= 4096 per shard; 1: one thread;
-                                 # also for validation, eval and sample --num-samples
+    threads: int = 0             # the most cores a run computes on, OpenBLAS's threads included:
+                                 # 0 for every core it may use (cores.py), n for at most n; never
+                                 # changes the numbers
+    shards: int = 2              # each batch cut into at most this many shards of streams, run at
+                                 # once where there are cores (parallel.py), each of at least
+                                 # 4096 streams x hidden_size; also for validation, eval and
+                                 # sample --num-samples; the numbers depend on it
 
     @property
     def include_patterns(self):
@@ -87,9 +91,10 @@ class TrainConfig:
     def __post_init__(self):
         from .optim import OPTIMIZERS, SCHEDULES   # as ModelConfig imports GATES
 
-        for key in ("seq_length", "batch_size", "max_iters", "eval_every", "threads"):
+        for key in ("seq_length", "batch_size", "max_iters", "eval_every", "shards"):
             _at_least(self, key, 1)
         _at_least(self, "warmup_iters", 0)
+        _at_least(self, "threads", 0)
         _choice(self, "optimizer", OPTIMIZERS)
         _choice(self, "lr_schedule", SCHEDULES)
         if not 0.0 <= self.ema < 1.0:

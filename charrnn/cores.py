@@ -1,9 +1,9 @@
 """How many cores a charrnn process computes on, BLAS included, and the OpenBLAS calls that set it.
 
-A run's `threads` key is the most cores it may use. The cores it does use at a given moment are
-the fewest of:
+A run's `threads` key is the most cores it may use: 0 (the default) for every core it may run
+on, n >= 1 for at most n. The cores it does use at a given moment are the fewest of:
 
-    1. threads;
+    1. threads, when it is not 0;
     2. the CPUs it may run on: its affinity mask (taskset, a scheduler's cpuset), and its cgroup's
        CPU quota (cpu.max: docker --cpus, a systemd CPUQuota) rounded up;
     3. OPENBLAS_NUM_THREADS, or else OMP_NUM_THREADS, when set to a positive integer;
@@ -26,7 +26,7 @@ settle within a second and a run takes the cores that others leave when they end
 
 The cores a process computes on never change its numbers: they decide whether the shards of a
 batch run at the same time or in turn (parallel.py) and how many threads OpenBLAS uses, while the
-shards themselves follow `threads` alone.
+shards themselves follow the `shards` key (and the batch and hidden sizes) alone.
 """
 
 import ctypes
@@ -97,10 +97,15 @@ def available_cpus():
 
 
 def cpu_limit(threads):
-    """The most cores a process with this `threads` may use, before sharing with its peers
-    (points 1 to 3 of the module docstring)."""
+    """The most cores a process with this `threads` (0: no cap of its own) may use, before
+    sharing with its peers (points 1 to 3 of the module docstring)."""
+    caps = [available_cpus()]
+    if threads > 0:
+        caps.append(threads)
     env = env_threads()
-    return max(1, min(threads, available_cpus(), env if env is not None else threads))
+    if env is not None:
+        caps.append(env)
+    return max(1, min(caps))
 
 
 # ----------------------------------------------------------------------------- peers on this host
@@ -215,7 +220,8 @@ def _live_peer(path):
 
 
 class CoreShare:
-    """The cores this process computes on now, for a `threads` setting: cpu_limit(threads),
+    """The cores this process computes on now, for a `threads` setting (0: every core it may
+    run on; n: at most n): cpu_limit(threads),
     shared with the peers (rechecked at most every RECHECK_SECONDS). Use as a context manager,
     or call close(), to leave the peers."""
 

@@ -129,7 +129,7 @@ def _scores(params, cell, ids, streams, seq_length, shards, out=None, context=EV
     inputs, targets, positions, counted, labels = _segments(ids, streams, context, mask, labels)
     lp = None if out is None else np.zeros(inputs.shape)
     hp = None if hits is None else np.zeros(inputs.shape, dtype=bool)
-    bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.threads)
+    bounds = shard_bounds(inputs.shape[0], params["Wh"].shape[1], shards.count)
     jobs = [functools.partial(_segment_scores, params, cell, inputs[lo:hi], targets[lo:hi],
                               seq_length, None if counted is None else counted[lo:hi],
                               None if lp is None else lp[lo:hi], None if hp is None else hp[lo:hi],

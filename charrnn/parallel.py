@@ -7,12 +7,14 @@ one core, and OpenBLAS spreads a step's small matmul over two cores poorly (here
 independent through the forward and backward passes, so each shard of n streams is the same
 computation on fewer streams; with the loss of every shard divided by the whole batch's N, the
 shards' gradients add up to the batch's. NumPy releases the GIL inside ufuncs and BLAS calls, so
-the shards' threads run on separate cores, each asking OpenBLAS for a single thread of its own
-(`openblas_set_num_threads_local`, OpenBLAS >= 0.3.27, found among the loaded libraries) so that
-two shards do not start four BLAS threads on two cores. (NumPy's bundled OpenBLAS 0.3.31 applies
-that "local" setting to the whole process, so Shards.map also sets it around the shards and then
-puts back what the caller had.) Measured here, two shards against one: LSTM 2 x 256, batch 50,
-5-20 % faster; LSTM 2 x 512, batch 64, 5-10 %; GRU 2 x 256, batch 64, about the same.
+the shards' threads run on separate cores, each asking OpenBLAS for its part of the cores
+(`openblas_set_num_threads_local`, OpenBLAS >= 0.3.27, found among the loaded libraries): with
+as many cores as shards running, one BLAS thread each, so that two shards do not start four BLAS
+threads on two cores; with more cores, cores // shards each (16 cores, 2 shards: 8 each), so the
+extra cores are not idle. (NumPy's bundled OpenBLAS 0.3.31 applies that "local" setting to the
+whole process, so Shards.map also sets it around the shards and then puts back what the caller
+had.) Measured here, two shards against one: LSTM 2 x 256, batch 50, 5-20 % faster; LSTM 2 x 512,
+batch 64, 5-10 %; GRU 2 x 256, batch 64, about the same.
 
 Memory: glibc gives each new thread a malloc arena of its own, and memory freed in one arena is not
 reused by the others, so the shards' arenas would each hold their own peak (C3 in scripts/bench.py:
@@ -20,12 +22,14 @@ reused by the others, so the shards' arenas would each hold their own peak (C3 i
 M_ARENA_MAX), before any other thread is started (train makes its Shards before tqdm starts its
 monitor thread): C3 then peaks at about 341 MB, the rest being the shards' second set of gradients.
 
-How many cores a process computes on at a given moment (its `threads`, its CPUs, the BLAS
+Two keys, two questions. `shards` (default 2) is how many shards a batch is cut into, at most
+(shard_bounds: fewer for a small batch x hidden); `threads` (default 0: every core) caps the
+cores. How many cores a process computes on at a given moment (its `threads`, its CPUs, the BLAS
 environment variables and its share among the charrnn processes on the host) is cores.py's
-business. The numbers depend on `threads` and N only (how many shards, which streams, the order of
-the sums), never on where they run: with one core to run on (or without that OpenBLAS call:
-another BLAS, an older OpenBLAS), the shards run one after the other in the calling thread, with
-one BLAS thread, and give the same results, without the speed-up.
+business. The numbers depend on `shards`, N and H only (how many shards, which streams, the order
+of the sums), never on the cores: with fewer cores than shards the shards take turns, with one
+core (or without that OpenBLAS call: another BLAS, an older OpenBLAS) they run one after the other
+in the calling thread, with one BLAS thread, and give the same results, without the speed-up.
 """
 
 import contextvars
@@ -46,10 +50,10 @@ MIN_SHARD_FLOATS = 4096
 M_ARENA_MAX = -8        # glibc's mallopt parameter number (malloc.h)
 
 
-def shard_bounds(batch_size, hidden_size, threads):
-    """Stream ranges [lo, hi) of the shards for a batch: as many as threads allows with at least
-    MIN_SHARD_FLOATS state floats (streams x hidden_size) each, sizes within 1."""
-    k = max(1, min(threads, batch_size, batch_size * hidden_size // MIN_SHARD_FLOATS))
+def shard_bounds(batch_size, hidden_size, shards):
+    """Stream ranges [lo, hi) of the shards for a batch: at most `shards` of them, as many as
+    have at least MIN_SHARD_FLOATS state floats (streams x hidden_size) each, sizes within 1."""
+    k = max(1, min(shards, batch_size, batch_size * hidden_size // MIN_SHARD_FLOATS))
     edges = [batch_size * i // k for i in range(k + 1)]
     return list(zip(edges[:-1], edges[1:]))
 
@@ -72,20 +76,23 @@ class Shards:
     context manager (or call close()): it registers among this host's charrnn processes, and
     puts OpenBLAS's thread count back as it found it when it ends.
 
-    threads: the `threads` setting (how many shards a batch may be cut into, and the most cores
-    to use). Shards run at the same time, in worker threads with one OpenBLAS thread each, when
-    this process may use two cores or more and OpenBLAS has its per-thread setting; else in turn,
-    in the calling thread: the same numbers either way."""
+    count: the `shards` setting, how many shards a batch is cut into at most (shard_bounds).
+    threads: the `threads` setting, the most cores to use (0: every core, cores.py). Shards run
+    at the same time, in worker threads, when this process may use two cores or more and
+    OpenBLAS has its per-thread setting: as many at once as there are cores, each with
+    cores // (shards running) OpenBLAS threads (at least 1); else in turn, in the calling
+    thread: the same numbers either way."""
 
-    def __init__(self, threads):
-        self.threads = threads
+    def __init__(self, count, threads=0):
+        self.count = count
         self.share = CoreShare(threads)
-        self.setter = setter = blas_local_threads() if self.share.limit > 1 else None
+        workers = min(self.share.limit, count)
+        self.setter = setter = blas_local_threads() if workers > 1 else None
         if setter is not None:
             one_malloc_arena()
-        self.pool = (ThreadPoolExecutor(self.share.limit, thread_name_prefix="charrnn-shard",
-                                        initializer=setter, initargs=(1,))
+        self.pool = (ThreadPoolExecutor(workers, thread_name_prefix="charrnn-shard")
                      if setter is not None else None)
+        self._worker = threading.local()     # each worker thread's OpenBLAS setting
         self._blas_before = blas_threads()
         self.cores = None
         self.update()
@@ -106,18 +113,30 @@ class Shards:
         """Whether shards run at the same time now."""
         return self.pool is not None and self.cores > 1
 
+    def blas_per_shard(self, n_jobs):
+        """OpenBLAS threads for each of n_jobs shards run at once: the cores split among the
+        shards running at the same time (at most one per core), at least 1."""
+        return max(1, self.cores // max(1, min(n_jobs, self.cores)))
+
     def map(self, jobs):
         """Results of calling each job (no arguments), in order."""
         self.update()
         if not self.parallel or len(jobs) == 1:
             return [job() for job in jobs]
+        per_shard = self.blas_per_shard(len(jobs))
         # numpy's bundled OpenBLAS 0.3.31 applies the "local" setting to every thread, so it is
         # also made here and undone after the shards: the caller's own products keep their cores
-        before = self.setter(1)
+        before = self.setter(per_shard)
         running = threading.BoundedSemaphore(self.cores)   # at most `cores` shards at a time
+        setter, worker = self.setter, self._worker
 
         def limited(job):
             with running:
+                # the worker's own setting, where "local" means the thread; made only when it
+                # changes (numpy's OpenBLAS: already made above, the same value)
+                if getattr(worker, "blas", None) != per_shard:
+                    setter(per_shard)
+                    worker.blas = per_shard
                 return job()
         try:
             # each job in a copy of the caller's context: its np.errstate (a context variable)
@@ -144,8 +163,8 @@ class Shards:
 
 
 class InTurn:
-    """Shards' interface for callers that give none: one thread, the jobs in turn."""
-    threads = 1
+    """Shards' interface for callers that give none: one shard, one thread, the jobs in turn."""
+    count = 1
     parallel = False
 
     def update(self):
@@ -163,8 +182,7 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     With dropout, each shard draws its masks from its own generator, seeded from rng (so rng
     still holds all the randomness of training, and resumes exactly)."""
     N, T = inputs.shape
-    threads = shards.threads if shards is not None else 1
-    bounds = shard_bounds(N, params["Wh"].shape[1], threads)
+    bounds = shard_bounds(N, params["Wh"].shape[1], shards.count if shards is not None else 1)
     if len(bounds) == 1:
         return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng,
                                     end=end, labels=labels, context=context)

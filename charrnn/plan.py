@@ -38,7 +38,9 @@ from .runs import (DATA, LABELS, LAST, NEXT_DATA, RUNS_DIR, RunLock, holds_run, 
                    mend_metrics)
 from .timing import seconds_per_char
 
-SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "time")  # on resume
+# on resume: threads never changes the numbers; the others change what comes next (shards: in
+# rounding, as the gradients are summed over other shards)
+SAFE_TO_CHANGE = ("max_iters", "learning_rate", "eval_every", "threads", "shards", "time")
 INIT_FROM_KEEPS = ("model", "hidden_size", "num_layers")   # a run --init-from keeps these
 
 
@@ -224,8 +226,8 @@ def _with_choices(corpus, layers, start, run_dir, lock):
     def timed(model, N, T):
         """Seconds per training character of a model given by its model keys, here."""
         cfg = ModelConfig(**{**dataclasses.asdict(model_cfg), **model})
-        return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.threads,
-                                end=end)
+        return seconds_per_char(cfg, len(corpus.vocab), corpus.ids, N, T, train_cfg.shards,
+                                train_cfg.threads, end=end)
 
     choices, said = auto.choose(len(corpus.ids), len(corpus.vocab), given, timed,
                                 train_cfg.budget_seconds)

@@ -413,9 +413,9 @@ def generate_samples(ckpt, seed_text, cfg, rng=None, logprobs=False, on_char=Non
     stream it). Returns a list of Sample. The same rng state and cfg give the same samples.
     """
     H = ckpt.params["Wh"].shape[1]
-    threads = ckpt.train_cfg.threads
-    bounds = shard_bounds(cfg.num_samples, H, threads)
-    with Shards(threads) as shards:   # also sets OpenBLAS's threads for batch 1 (cores.py)
+    tc = ckpt.train_cfg
+    bounds = shard_bounds(cfg.num_samples, H, tc.shards)
+    with Shards(tc.shards, tc.threads) as shards:   # also sets OpenBLAS's threads for batch 1 (cores.py)
         if len(bounds) == 1:
             return _collect(ckpt, seed_text, cfg, rng, logprobs, on_char)
         rng = rng if rng is not None else np.random.default_rng()

@@ -228,7 +228,7 @@ def trial_keys(search, params):
     iterations = train_cfg.max_iters
     if train_cfg.budget_seconds:
         per_char = seconds_per_char(model_cfg, len(search.corpus.vocab), search.corpus.ids, N, T,
-                                    train_cfg.threads)
+                                    train_cfg.shards, train_cfg.threads)
         iterations = int(train_cfg.budget_seconds / (per_char * N * T))
     if "eval_every" not in given:
         keys["eval_every"] = max(1, round(iterations / EVALUATIONS))

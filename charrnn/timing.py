@@ -40,19 +40,19 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
     return float(np.median(times[1:]))
 
 
-def seconds_per_char(model_cfg, vocab_size, ids, batch_size, seq_length, threads, timed_iters=2,
-                     end=None):
+def seconds_per_char(model_cfg, vocab_size, ids, batch_size, seq_length, shards, threads,
+                     timed_iters=2, end=None):
     """Training seconds per character of the model model_cfg (a ModelConfig) at batch_size
     streams of seq_length: a fresh model timed on timed_iters throwaway iterations over the
-    first characters of ids (repeated if the text is short); end: the end mark's id for
-    documents."""
+    first characters of ids (repeated if the text is short), in shards on threads (the keys);
+    end: the end mark's id for documents."""
     N, T = batch_size, seq_length
     params = init_params(model_cfg.model, vocab_size, model_cfg.hidden_size, model_cfg.num_layers,
                          np.random.default_rng(0), direct_order=model_cfg.direct_order,
                          direct_size=model_cfg.direct_size)
     ids = np.resize(np.asarray(ids[:4 * N * T + 1]), 4 * N * T + 1)
-    timing = TrainConfig(batch_size=N, seq_length=T, threads=threads)
-    with Shards(threads) as shards:
+    timing = TrainConfig(batch_size=N, seq_length=T, shards=shards, threads=threads)
+    with Shards(shards, threads) as sharded:
         per_iter = seconds_per_iteration(params, model_cfg, timing, Batches(ids, N, T, end=end),
-                                         shards, timed_iters=timed_iters)
+                                         sharded, timed_iters=timed_iters)
     return per_iter / (N * T)

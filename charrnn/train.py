@@ -64,7 +64,7 @@ from . import evaluate
 from .model import (clip_grads, direct_width, grow_vocab, init_params, num_params, relabel,
                     zero_state)
 from .optim import FlatOptimizer, init_state, learning_rate_at
-from .parallel import Shards, loss_and_grads
+from .parallel import Shards, loss_and_grads, shard_bounds
 from .runs import BEST, LAST, METRICS, PROBE, START
 from .timing import seconds_per_iteration
 
@@ -616,6 +616,21 @@ def _announce(t, say, notes, resumed, changed, init_from):
         f"pass; run directory {t.out_dir}")
 
 
+def _computing(shards, train_cfg, model_cfg):
+    """Where the run computes: its cores now (threads, the CPUs, its peers: cores.py) and its
+    shards (shards, batch_size and hidden_size: parallel.py), which alone decide the numbers."""
+    k = len(shard_bounds(train_cfg.batch_size, model_cfg.hidden_size, shards.count))
+    cores = f"{shards.cores} core{'s' if shards.cores > 1 else ''}"
+    cap = f"threads {train_cfg.threads}" if train_cfg.threads else "threads 0: every core"
+    if k == 1:
+        return f"computing on {cores} ({cap}); batch in 1 shard"
+    if not shards.parallel:
+        return f"computing on {cores} ({cap}); batch in {k} shards, one after another"
+    per = shards.blas_per_shard(k)
+    return (f"computing on {cores} ({cap}); batch in {k} shards, {min(k, shards.cores)} at "
+            f"once, {per} OpenBLAS thread{'s' if per > 1 else ''} each")
+
+
 def _summary(t, out, clock, notes, resumed, changed):
     """The summary dict that train() returns."""
     run, info, cfg = t.run, t.run.info, t.cfg
@@ -673,8 +688,9 @@ def train(corpus, model_cfg, train_cfg, out_dir, rng_seed=None, progress=True, l
     try:
         # Shards are made before tqdm starts its monitor thread, which would take a malloc arena
         # of its own; overflow and NaN are not warnings here: the divergence policy handles them
-        with Shards(train_cfg.threads) as shards, _SignalFlag() as stop, \
+        with Shards(train_cfg.shards, train_cfg.threads) as shards, _SignalFlag() as stop, \
                 np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out.say(_computing(shards, train_cfg, model_cfg))
             # a new run's starting state, to roll back to before its first checkpoint
             if not resumed:
                 save_checkpoint(rollback.good, t.checkpoint())
@@ -698,7 +714,7 @@ def dry_run(corpus, model_cfg, train_cfg, rng_seed=None):
     params = init_params(cell, len(corpus.vocab), H, L, np.random.default_rng(rng_seed),
                          num_labels=len(corpus.label_names), direct_order=model_cfg.direct_order,
                          direct_size=model_cfg.direct_size)
-    with Shards(tc.threads) as shards:
+    with Shards(tc.shards, tc.threads) as shards:
         per_iter = seconds_per_iteration(params, model_cfg, tc, batches, shards)
     streams, seg, context = evaluate.segment_layout(len(val_ids))
     n_params = num_params(params)

@@ -7,7 +7,7 @@ their own default run directories, in a temporary working directory), a 2 x 256 
 and seq_length 50 for --iters iterations, as in issue 10. The ways of running them:
 
     one after another      K runs in turn, default settings
-    at once                K runs started together, default settings (threads 2)
+    at once                K runs started together, default settings (threads 0)
     at once, threads=1     K runs started together with --set threads=1
     at once, OPENBLAS=1    K runs started together with OPENBLAS_NUM_THREADS=1 in the environment
 

@@ -1,17 +1,18 @@
 """The PyTorch reference for scripts/bench.py: the same model and the same work, in PyTorch.
 
-    TORCH_PYTHON scripts/bench_torch.py TEXT MODEL HIDDEN LAYERS BATCH SEQ_LENGTH ITERS
+    TORCH_PYTHON scripts/bench_torch.py TEXT MODEL HIDDEN LAYERS BATCH SEQ_LENGTH ITERS [THREADS]
 
 Run by scripts/bench.py --torch, one configuration per process (so that its peak memory is that
 configuration's), with an interpreter that has torch (a throw-away environment:
-`python -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy`). It does not
-import charrnn (only bench.py, its neighbour, for the memory measurement) and prints one JSON
-object on stdout.
+`python -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0`; NumPy is not
+needed). It does not import charrnn (only bench.py, its neighbour, for the memory measurement)
+and prints one JSON object on stdout.
 
 The work matches charrnn's training iteration: an embedding of width HIDDEN, nn.RNN (tanh) /
 nn.LSTM / nn.GRU with LAYERS layers, a linear output layer, cross-entropy over the chunk, truncated
 BPTT with the hidden state carried from chunk to chunk and detached (reset at each new pass),
-Adam (lr 2e-3), gradients clipped to global norm 5; float32, 2 threads. Sampling: 2,000
+Adam (lr 2e-3), gradients clipped to global norm 5; float32, THREADS threads
+(torch.set_num_threads; default 2). Sampling: 2,000
 characters at batch 1, one step per character under torch.inference_mode, drawn with
 torch.multinomial from the softmax, as a PyTorch char-rnn samples.
 """
@@ -20,7 +21,6 @@ import json
 import sys
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -52,16 +52,16 @@ def detach(state):
 def main():
     path, cell = sys.argv[1], sys.argv[2]
     H, L, N, T, iters = map(int, sys.argv[3:8])
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(sys.argv[8]) if len(sys.argv) > 8 else 2)
     torch.manual_seed(0)
     text = open(path, encoding="utf-8").read().replace("\r\n", "\n")
     chars = sorted(set(text))
     lookup = {ch: i for i, ch in enumerate(chars)}
-    ids = np.fromiter((lookup[ch] for ch in text), dtype=np.int64, count=len(text))
+    ids = torch.tensor([lookup[ch] for ch in text], dtype=torch.long)
     V = len(chars)
     # batch_size parallel streams, each cut into seq_length chunks, as charrnn's Batches
     per_stream = (len(ids) - 1) // N
-    streams = torch.from_numpy(ids[:N * per_stream + 1])
+    streams = ids[:N * per_stream + 1]
     inputs = streams[:N * per_stream].view(N, per_stream).t().contiguous()      # (S, N)
     targets = streams[1:N * per_stream + 1].view(N, per_stream).t().contiguous()
     per_pass = per_stream // T

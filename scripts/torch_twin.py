@@ -45,7 +45,10 @@ The same recipe, piece by piece (charrnn's module in brackets):
   planned to fill 0.97 of what is left after the final validation, so that the cosine schedule
   ends when time is up; the run also stops early, and validates, if one more iteration would
   leave no time for that final validation.
-- threads: torch.set_num_threads(threads), the config's threads key (default 2).
+- threads: torch.set_num_threads to the cores charrnn would compute on with the config's
+  threads key (default 0: every core the process may use, cores.cpu_limit; n: at most n).
+  shards is accepted and has nothing to do: the twin computes each batch whole (charrnn's
+  shards change only the rounding of the sums).
 
 Where it cannot match: the initial weights and dropout masks come from torch's generator, not
 NumPy's (the same distributions, other draws), unless --charrnn-init starts it from the very
@@ -85,6 +88,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # charrnn, from t
 
 from charrnn.config import (ConfigError, ModelConfig, TrainConfig, as_dict, load_config,
                             parse_duration)
+from charrnn.cores import cpu_limit
 from charrnn.data import Batches, DataError, load_corpus, split_train_val
 # segments: charrnn's own cutting of the validation text, so that the twin scores exactly the
 # characters and contexts charrnn scores
@@ -98,7 +102,7 @@ TIMED_ITERS = 3      # as charrnn.timing.seconds_per_iteration: the median of 3,
 IMPLEMENTED = {"model", "hidden_size", "num_layers", "dropout", "seq_length", "batch_size",
                "optimizer", "learning_rate", "momentum", "lr_decay", "lr_schedule",
                "warmup_iters", "lr_floor", "grad_clip", "clip_mode", "max_iters", "time",
-               "eval_every", "val_frac", "threads"}
+               "eval_every", "val_frac", "threads", "shards"}
 
 
 def tensor(array):
@@ -316,7 +320,7 @@ def main(argv=None):
         sys.exit(f"Error: the twin does not implement the config key(s) {missing}")
 
     # set up the model, the optimizer and the validation segments
-    torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cpu_limit(cfg.threads))
     torch.manual_seed(args.rng_seed)
     V = len(corpus.vocab)
     twin = Twin(model_cfg, cfg, V, args.rng_seed if args.charrnn_init else None)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,10 @@ def test_flop_counts_by_hand():
 @pytest.mark.parametrize("args, message", [
     (["--configs", "C9"], "unknown configs: C9 (known: C0, C1, C2, C3, C4, C1L, C4L)"),
     (["--torch", "--torch-python", "/nonexistent/python"], "cannot import torch"),
+    (["--threads", "1,-1"], "--threads 1,-1: expected comma-separated integers >= 0"),
+    (["--torch-threads", "0"], "--torch-threads 0: expected comma-separated integers >= 1"),
+    (["--torch", "--threads", "0", "--torch-threads", "1,2"],
+     "--torch-threads 1,2: one count beside each --threads setting (0)"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, tmp_path):
     text = tmp_path / "t.txt"
@@ -45,14 +50,41 @@ def test_bad_arguments_are_one_line_errors(args, message, tmp_path):
 
 
 def test_one_config_end_to_end_as_json(tmp_path):
+    """A row per threads setting (default 1, then 0: every core), with the cores it used."""
     text = tmp_path / "t.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
     result = subprocess.run([sys.executable, str(SCRIPT), str(text), "--configs", "C0",
                              "--iters", "1", "--repeats", "1", "--json"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    row = json.loads(result.stdout)
-    assert (row["config"], row["model"], row["hidden"], row["batch"]) == ("C0", "rnn", 100, 1)
-    for key in ("train_cps", "sample_cps", "batch_cps", "peak_mb", "peak_fraction"):
-        assert row[key] > 0, key
-    assert "torch_train_cps" not in row
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [row["threads"] for row in rows] == [1, 0]
+    assert rows[0]["cores"] == 1 and rows[1]["cores"] >= 1
+    for row in rows:
+        assert (row["config"], row["model"], row["hidden"], row["batch"]) == ("C0", "rnn", 100, 1)
+        for key in ("train_cps", "sample_cps", "batch_cps", "peak_mb", "peak_fraction"):
+            assert row[key] > 0, key
+        assert "torch_train_cps" not in row
+
+
+TORCH_PYTHON = os.environ.get("TORCH_PYTHON", "/work/peers/venv/bin/python")
+
+
+@pytest.mark.slow
+def test_pytorch_at_1_and_2_threads_beside_charrnn_at_1_and_every_core(tmp_path):
+    """--torch: PyTorch (in a throw-away environment of its own) at 1 thread beside charrnn at
+    threads=1, at 2 beside threads=0."""
+    if not os.path.isfile(TORCH_PYTHON) or subprocess.run(
+            [TORCH_PYTHON, "-c", "import torch"], capture_output=True).returncode != 0:
+        pytest.skip(f"no interpreter with torch at {TORCH_PYTHON} (set TORCH_PYTHON)")
+    text = tmp_path / "t.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(SCRIPT), str(text), "--configs", "C0",
+                             "--iters", "1", "--repeats", "1", "--json", "--torch",
+                             "--torch-python", TORCH_PYTHON],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(row["threads"], row["torch_threads"]) for row in rows] == [(1, 1), (0, 2)]
+    for row in rows:
+        assert row["torch_train_cps"] > 0 and row["train_ratio"] > 0

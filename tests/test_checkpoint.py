@@ -295,6 +295,21 @@ def test_newer_format_version(tmp_path, rng):
                        f"({FORMAT_VERSION}); upgrade charrnn (pip install -U charrnn)")
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_a_checkpoint_from_before_the_shards_key_keeps_its_shards(tmp_path, rng, threads):
+    """Its threads was both the cores and the shards: it loads (and resumes) with shards =
+    threads, so the numbers go on as they would have; threads stays the cap it was."""
+    path = tmp_path / "old.npz"
+    _write_ckpt(path, rng)
+    with np.load(path, allow_pickle=False) as npz:
+        config = json.loads(str(npz["config"]))
+    del config["train"]["shards"]
+    config["train"]["threads"] = threads
+    _rewrite(path, config=np.array(json.dumps(config)))
+    train_cfg = load_checkpoint(path).train_cfg
+    assert (train_cfg.shards, train_cfg.threads) == (threads, threads)
+
+
 def test_damaged_config(tmp_path, rng):
     path = tmp_path / "c.npz"
     _write_ckpt(path, rng)

@@ -301,7 +301,7 @@ def test_train_config_with_an_unknown_key(tmp_path):
                             "seq_length, batch_size, optimizer, "
                             "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, "
                             "ema, grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
-                            "completion, vocab, documents, labels, include, threads\n")
+                            "completion, vocab, documents, labels, include, threads, shards\n")
     assert not (tmp_path / "run").exists()
 
 

@@ -11,7 +11,7 @@ from charrnn.config import (PRESETS_DIR, ConfigError, ModelConfig, TrainConfig, 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 VALID_KEYS = ("model, hidden_size, num_layers, dropout, direct_order, direct_size, seq_length, batch_size, optimizer, "
               "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, ema, grad_clip, "
-              "clip_mode, max_iters, time, eval_every, val_frac, completion, vocab, documents, labels, include, threads")
+              "clip_mode, max_iters, time, eval_every, val_frac, completion, vocab, documents, labels, include, threads, shards")
 
 
 @pytest.fixture
@@ -126,6 +126,8 @@ def test_yaml_leading_zero_integer_is_refused(yaml_file):
     ("lr_decay: 0.0\n", "lr_decay must be in (0, 1], got 0.0"),
     ("grad_clip: -1.0\n", "grad_clip must be >= 0, got -1.0"),
     ("clip_mode: both\n", "clip_mode must be one of value, norm; got 'both'"),
+    ("threads: -1\n", "threads must be >= 0, got -1"),
+    ("shards: 0\n", "shards must be >= 1, got 0"),
 ])
 def test_out_of_range_yaml_value_names_the_file_and_key(yaml_file, text, message):
     path = yaml_file(text)
@@ -138,9 +140,20 @@ def test_out_of_range_yaml_value_names_the_file_and_key(yaml_file, text, message
     ("val_frac=1.0", "--set: val_frac must be in [0, 1), got 1.0"),
     ("optimizer=foo", "--set: optimizer must be one of sgd, adagrad, rmsprop, adam; got 'foo'"),
     ("momentum=nan", "--set: momentum must be in [0, 1), got nan"),
+    ("threads=-2", "--set: threads must be >= 0, got -2"),
+    ("shards=0", "--set: shards must be >= 1, got 0"),
+    ("shards=two", "--set: shards='two' should be int"),
 ])
 def test_out_of_range_set_value_names_set_and_key(item, message):
     assert _message(None, [item]) == message
+
+
+def test_threads_0_is_every_core_and_the_default_and_shards_default_to_2():
+    """threads caps the cores (0: none, the default); shards, which the numbers depend on,
+    keeps the 2 that threads used to give."""
+    train = load_config(None, ["threads=0"])[1]
+    assert train.threads == 0 and train.shards == 2 and TrainConfig().threads == 0
+    assert load_config(None, ["threads=16", "shards=4"])[1] == TrainConfig(threads=16, shards=4)
 
 
 def test_out_of_range_from_the_file_is_blamed_on_the_file_even_with_other_sets(yaml_file):

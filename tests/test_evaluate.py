@@ -106,7 +106,7 @@ def test_segments_scored_in_shards_are_the_same_figures(cell, rng, monkeypatch):
     params = init_params(cell, 5, 8, 2, rng, dtype=np.float64)
     ids = rng.integers(0, 5, 7 * 1024 + 100)                  # 7 segments (MIN_SEGMENT 1024)
     with parallel.Shards(3) as shards:
-        assert len(parallel.shard_bounds(7, 8, shards.threads)) == 3
+        assert len(parallel.shard_bounds(7, 8, shards.count)) == 3
         total, n = score_ids(params, cell, ids, shards=shards)
         per_char = char_logprobs(params, cell, ids, shards=shards)
     want_total, want_n = score_ids(params, cell, ids)

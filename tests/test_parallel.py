@@ -99,6 +99,33 @@ def test_threads_and_sequential_shards_give_the_same_bits(cell, rng, small_shard
             np.testing.assert_array_equal(a, b)
 
 
+def test_more_cores_than_shards_give_the_same_bits(rng, cpus):
+    """4 cores, 2 shards: each shard's products on 2 OpenBLAS threads (big enough here for
+    OpenBLAS to use them): the same bits as the shards in turn on one core."""
+    if parallel.blas_local_threads() is None:
+        pytest.skip("no per-thread OpenBLAS setting here: shards cannot run in threads")
+    Hw, N = 128, 64
+    params = model.init_params("lstm", V, Hw, 2, rng)
+    state = model.zero_state("lstm", 2, N, Hw)
+    inputs, targets = rng.integers(0, V, (N, 8)), rng.integers(0, V, (N, 8))
+    results = []
+    for cpu_count in (4, 1):
+        cpus(cpu_count)
+        with Shards(2) as shards:
+            assert shards.parallel is (cpu_count == 4)
+            assert len(shard_bounds(N, Hw, shards.count)) == 2
+            assert shards.blas_per_shard(2) == (2 if cpu_count == 4 else 1)
+            results.append(loss_and_grads(params, "lstm", inputs, targets, state, 0.2,
+                                          np.random.default_rng(7), shards))
+    (loss_a, grads_a, state_a), (loss_b, grads_b, state_b) = results
+    assert loss_a == loss_b
+    for name in grads_a:
+        np.testing.assert_array_equal(grads_a[name], grads_b[name], err_msg=name)
+    for layer_a, layer_b in zip(state_a, state_b):
+        for a, b in zip(layer_a, layer_b):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_one_shard_is_exactly_model_loss_and_grads(rng):
     params, state, inputs, targets = _chunk("lstm", 15, rng, np.float32)   # 15 x 6 floats
     loss, grads, _ = model.loss_and_grads(params, "lstm", inputs, targets, state, 0.2,

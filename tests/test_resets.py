@@ -242,7 +242,7 @@ def test_shards_with_documents_and_labels_add_up(rng):
     targets = rng.integers(0, V, ids.shape)
     state = zero_state("gru", 2, 4, 4)
     shards = InTurn()
-    shards.threads = 2
+    shards.count = 2
     loss, grads, new = sharded_loss_and_grads(params, "gru", ids, targets, state, shards=shards,
                                               end=END, labels=labels)
     with pytest.MonkeyPatch.context() as m:   # two shards even for this small model

@@ -254,7 +254,7 @@ def test_resume_refuses_other_text_unsafe_changes_and_nothing_to_do(text_file, t
     assert result.exit_code == 2
     assert result.stderr == (f"Error: cannot resume {run} with hidden_size=32: the run has "
                              "hidden_size=12, and only max_iters, learning_rate, eval_every, "
-                             "threads, time may change on resume (start a new run with --init-from instead)\n")
+                             "threads, shards, time may change on resume (start a new run with --init-from instead)\n")
     result = invoke(["train", "--resume", run])
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {run} is at iteration 8 and max_iters is 8: nothing to do; "

@@ -383,7 +383,7 @@ def sharded(monkeypatch):
 
 def test_shards_of_samples_run_the_same_model(rng, sharded):
     ckpt = _ckpt(rng)
-    assert ckpt.train_cfg.threads == 2 and len(parallel.shard_bounds(5, 16, 2)) == 2
+    assert ckpt.train_cfg.shards == 2 and len(parallel.shard_bounds(5, 16, 2)) == 2
     one = _texts(ckpt, "cab", num_chars=50, greedy=True)
     assert _texts(ckpt, "cab", num_chars=50, greedy=True, num_samples=5) == one * 5
     samples = generate_samples(ckpt, "hab\nc", SampleConfig(num_chars=30, num_samples=5),

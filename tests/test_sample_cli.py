@@ -131,7 +131,7 @@ def test_many_samples_of_a_wider_model_in_two_shards_as_a_subprocess(tmp_path):
     allows, and the output is what it would be one after the other."""
     from charrnn.parallel import shard_bounds
 
-    assert TrainConfig().threads == 2 and len(shard_bounds(64, 128, 2)) == 2
+    assert TrainConfig().shards == 2 and len(shard_bounds(64, 128, 2)) == 2
     path = tmp_path / "wide.npz"
     vocab = Vocab.from_text("abcdefgh \n")
     params = init_params("lstm", len(vocab), 128, 2, np.random.default_rng(0))
