@@ -22,7 +22,7 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
     tc = train_cfg
     params = copy.deepcopy(params)
     optimizer = FlatOptimizer(tc.optimizer, params, init_state(tc.optimizer, params, tc.momentum),
-                              tc.momentum)
+                              tc.momentum, weight_decay=tc.weight_decay)
     hidden = zero_state(cell, L, tc.batch_size, H)
     rng = np.random.default_rng(0)         # for dropout: not the run's generator
     times = []
@@ -31,7 +31,10 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
         inputs, targets, _ = batches.chunk(k)
         _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
                                           model_cfg.dropout, rng, shards, end=batches.end,
-                                          labels=batches.labels_at(k))
+                                          labels=batches.labels_at(k),
+                                          weight_drop=model_cfg.weight_drop,
+                                          embed_drop=model_cfg.embed_drop,
+                                          variational=model_cfg.variational)
         clip_grads(grads, tc.grad_clip, tc.clip_mode)
         optimizer.step(grads, tc.learning_rate, k + 1)
         times.append(time.perf_counter() - t0)

@@ -385,7 +385,8 @@ class _Training:
             self.run.optim_state.update({f"ema/{n}": p.copy() for n, p in self.run.params.items()})
         # params and optimizer state become views of flat buffers (restores stay in place)
         self.optimizer = FlatOptimizer(train_cfg.optimizer, self.run.params,
-                                       self.run.optim_state, train_cfg.momentum, train_cfg.ema)
+                                       self.run.optim_state, train_cfg.momentum, train_cfg.ema,
+                                       train_cfg.weight_decay)
         # where the current text started (a run that switched texts) and the passes before it
         self.text_start = self.run.info.get("text_start", 0)
         self.passes_before = self.run.info.get("passes_before", 0)
@@ -506,7 +507,11 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
     on_evaluation (called with each evaluation's metrics record) ends it when it returns a
     reason."""
     run, cfg, batches, losses = t.run, t.cfg, t.batches, t.losses
-    cell, dropout = t.model_cfg.model, t.model_cfg.dropout
+    mc = t.model_cfg
+    cell, dropout = mc.model, mc.dropout
+    # the other regularisers (weight_drop, embed_drop, variational): their masks from run.rng too
+    regularise = {"weight_drop": mc.weight_drop, "embed_drop": mc.embed_drop,
+                  "variational": mc.variational}
     lr = None                          # the latest update's learning rate
     with out.open_bar(cfg.max_iters, run.iteration):
         while run.iteration < cfg.max_iters and not clock.out_of_time:
@@ -520,7 +525,8 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
                 run.hidden = t.zero_state()
             loss, grads, hidden = loss_and_grads(
                 run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards,
-                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start))
+                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start),
+                **regularise)
             norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
             # roll back on divergence: such a loss or gradient is never applied
             if not (math.isfinite(loss) and math.isfinite(norm)) or loss > t.bound:

@@ -9,8 +9,9 @@ from charrnn.config import (PRESETS_DIR, ConfigError, ModelConfig, TrainConfig, 
                             presets, read_yaml, resolve_config)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-VALID_KEYS = ("model, hidden_size, num_layers, dropout, seq_length, batch_size, optimizer, "
-              "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, ema, grad_clip, "
+VALID_KEYS = ("model, hidden_size, num_layers, dropout, weight_drop, embed_drop, variational, "
+              "seq_length, batch_size, optimizer, learning_rate, momentum, lr_decay, lr_schedule, "
+              "warmup_iters, lr_floor, ema, weight_decay, grad_clip, "
               "clip_mode, max_iters, time, eval_every, val_frac, completion, vocab, documents, labels, include, threads")
 
 
