@@ -179,6 +179,10 @@ def _check_type(key, value, source):
 VERBATIM = ("completion", "vocab")
 
 
+BOOLS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False,
+         "1": True, "0": False}
+
+
 def _parse_set(item):
     """'key=value' from --set, the value converted to the key's type (and stripped of spaces
     around it, but for VERBATIM keys)."""
@@ -189,6 +193,11 @@ def _parse_set(item):
     if key not in FIELDS:
         raise ConfigError(f"--set: unknown key {key!r}; valid keys: {', '.join(FIELDS)}", key)
     want = type(FIELDS[key].default)
+    if want is bool:   # bool("false") is True: read it as YAML writes it
+        value = BOOLS.get(text.strip().lower())
+        if value is None:
+            raise ConfigError(f"--set: {key}={text!r} should be bool (true or false)", key)
+        return key, value
     try:
         return key, want(text if key in VERBATIM else text.strip())
     except ValueError:

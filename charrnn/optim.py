@@ -13,7 +13,8 @@ the training iteration and is passed in rather than stored.
 
 Decoupled weight decay (AdamW, Loshchilov & Hutter 2019), with any of them: before the update,
 p -= lr * weight_decay * p, computed as p *= (1 - lr * weight_decay), for the weights only
-(decayed(): parameters of 2 dimensions or more; never the biases).
+(DECAYED: embed, Wx, Wh, Why, Wv), never the biases. By name, not by ndim >= 2: the layers'
+biases b (L, G) and bhn (L, H) are stacked on a layer axis, so they have two dimensions too.
 """
 
 import math
@@ -25,6 +26,7 @@ SCHEDULES = ("constant", "cosine")
 EPS = 1e-8
 RMSPROP_DECAY = 0.95
 ADAM_BETAS = (0.9, 0.999)
+DECAYED = ("embed", "Wx", "Wh", "Why", "Wv")   # the weights weight_decay shrinks; not b, bhn, by
 
 
 def state_slots(optimizer, momentum=0.0):
@@ -58,17 +60,11 @@ def learning_rate_at(learning_rate, lr_decay, iteration, iters_per_pass, schedul
     return lr
 
 
-def decayed(p):
-    """Whether weight decay applies to a parameter: the weights (embed, Wx, Wh, Why, Wv), that is
-    every parameter of 2 dimensions or more; not the biases."""
-    return p.ndim >= 2
-
-
 def update(optimizer, params, grads, state, lr, step, momentum=0.0, weight_decay=0.0):
     """Apply one update in place. step: 1 for the first update (adam's bias correction)."""
     for name, p in params.items():
         g = grads[name]
-        if weight_decay and decayed(p):
+        if weight_decay and name in DECAYED:
             # p -= lr * weight_decay * p (decoupled: not through g, so not through adam's v)
             p *= p.dtype.type(1.0 - lr * weight_decay)
         if optimizer == "sgd":
@@ -110,8 +106,8 @@ class FlatOptimizer:
     instead of a dozen per parameter (which, for small models, is most of an update's time).
     update() stays the per-parameter reference it is tested against.
 
-    weight_decay: as update()'s, on the slices of the flat buffer that hold decayed() parameters
-    (adjacent ones merged: embed, Wx and Wh are one).
+    weight_decay: as update()'s, on the slices of the flat buffer that hold the DECAYED
+    parameters (adjacent ones merged: embed, Wx and Wh are one).
 
     ema: with a decay d in (0, 1), state also holds a moving average of the weights, "ema/<name>"
     (train.py starts it at the weights), and step() updates it after each update: ema = d ema +
@@ -141,11 +137,11 @@ class FlatOptimizer:
 
     @staticmethod
     def _decayed_slices(params, names):
-        """The slices of the flat buffer that hold decayed() parameters, adjacent ones merged."""
+        """The slices of the flat buffer that hold DECAYED parameters, adjacent ones merged."""
         slices, start = [], 0
         for name in names:
             size = params[name].size
-            if decayed(params[name]):
+            if name in DECAYED:
                 if slices and slices[-1].stop == start:
                     slices[-1] = slice(slices[-1].start, start + size)
                 else:
