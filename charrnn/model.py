@@ -18,6 +18,11 @@ k, through v = onehot(k): Wx^T x + Wh^T h + b + Wv^T v, the captioning model's
 h = tanh(Wxh x + Whh h + Wih v) (Wv[l, k] is label k's learned vector for layer l). For a
 single label the term is a bias: condition() folds it into b for sampling and export.
 
+Regularisers from AWD-LSTM (Merity et al. 2017), training only: weight_drop, DropConnect on the
+recurrent weights, Wh_eff = Wh * M; embed_drop, whole rows of embed, embed_eff = embed * m[:, None]
+(draw_masks: one mask per chunk, shared by its streams); variational, dropout's masks locked
+across the chunk's steps (layers.dropout_forward).
+
 The training objective is the loss summed over the T steps of a chunk and averaged over the N
 streams, as in min-char-rnn and char-rnn; reported losses are per character (that sum / T).
 
