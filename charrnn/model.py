@@ -324,6 +324,10 @@ def _layer0_backward(params, ids, x, dxp, grads):
             grads["embed"] = dembed
 
 
+# loss_and_grads's regularisers beyond dropout: ModelConfig keys of the same names (training only)
+REGULARISERS = ("weight_drop", "embed_drop", "variational")
+
+
 def draw_masks(params, weight_drop, embed_drop, rng):
     """The chunk's DropConnect masks (AWD-LSTM, Merity et al. 2017), drawn from rng: name ->
     mask, in the parameters' dtype, each element 0 or 1 / (1 - p). "Wh" (L, H, G): weight_drop

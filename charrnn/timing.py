@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import TrainConfig
 from .data import Batches
-from .model import clip_grads, init_params, zero_state
+from .model import REGULARISERS, clip_grads, init_params, zero_state
 from .optim import FlatOptimizer, init_state
 from .parallel import Shards, loss_and_grads
 
@@ -32,9 +32,7 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
         _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
                                           model_cfg.dropout, rng, shards, end=batches.end,
                                           labels=batches.labels_at(k),
-                                          weight_drop=model_cfg.weight_drop,
-                                          embed_drop=model_cfg.embed_drop,
-                                          variational=model_cfg.variational)
+                                          **{key: getattr(model_cfg, key) for key in REGULARISERS})
         clip_grads(grads, tc.grad_clip, tc.clip_mode)
         optimizer.step(grads, tc.learning_rate, k + 1)
         times.append(time.perf_counter() - t0)

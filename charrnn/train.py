@@ -61,7 +61,8 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
 from . import evaluate
-from .model import clip_grads, grow_vocab, init_params, num_params, relabel, zero_state
+from .model import (REGULARISERS, clip_grads, grow_vocab, init_params, num_params, relabel,
+                    zero_state)
 from .optim import FlatOptimizer, init_state, learning_rate_at
 from .parallel import Shards, loss_and_grads
 from .runs import BEST, LAST, METRICS, PROBE, START
@@ -507,11 +508,8 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
     on_evaluation (called with each evaluation's metrics record) ends it when it returns a
     reason."""
     run, cfg, batches, losses = t.run, t.cfg, t.batches, t.losses
-    mc = t.model_cfg
-    cell, dropout = mc.model, mc.dropout
-    # the other regularisers (weight_drop, embed_drop, variational): their masks from run.rng too
-    regularise = {"weight_drop": mc.weight_drop, "embed_drop": mc.embed_drop,
-                  "variational": mc.variational}
+    cell, dropout = t.model_cfg.model, t.model_cfg.dropout
+    levers = {k: getattr(t.model_cfg, k) for k in REGULARISERS}   # their masks from run.rng too
     lr = None                          # the latest update's learning rate
     with out.open_bar(cfg.max_iters, run.iteration):
         while run.iteration < cfg.max_iters and not clock.out_of_time:
@@ -524,9 +522,8 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
             if new_pass:
                 run.hidden = t.zero_state()
             loss, grads, hidden = loss_and_grads(
-                run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards,
-                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start),
-                **regularise)
+                run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards, **levers,
+                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start))
             norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
             # roll back on divergence: such a loss or gradient is never applied
             if not (math.isfinite(loss) and math.isfinite(norm)) or loss > t.bound:
