@@ -123,8 +123,14 @@ def _fsync_dir(directory):
         os.close(fd)
 
 
+# keys written only when set: a checkpoint of a run without them has the config it had before
+# they existed (readable by an older charrnn); a missing key reads as its default
+OPTIONAL_KEYS = ("weight_drop", "embed_drop", "variational", "weight_decay")
+
+
 def _fields(cfg):
-    return {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}
+    return {k: getattr(cfg, k) for k, f in cfg.__dataclass_fields__.items()
+            if k not in OPTIONAL_KEYS or getattr(cfg, k) != f.default}
 
 
 def load_checkpoint(path):

@@ -19,6 +19,12 @@ class ModelConfig:
     hidden_size: int = 128       # H: units per layer (also the embedding width)
     num_layers: int = 2          # L: stacked recurrent layers
     dropout: float = 0.0         # probability of zeroing a unit of each layer's output, training only
+    weight_drop: float = 0.0     # DropConnect: probability of zeroing each recurrent weight (Wh), one
+                                 # mask per chunk for all streams, training only; in [0, 1)
+    embed_drop: float = 0.0      # probability of zeroing a character's whole embedding row, one mask
+                                 # per chunk, training only; in [0, 1)
+    variational: bool = False    # dropout's masks locked across a chunk's steps (one per layer and
+                                 # stream) instead of fresh at each step
     direct_order: int = 0        # n: hashed features of the last 1 .. n characters added to the
                                  # logits (RNNME's direct connections, direct.py); 0: none
     direct_size: int = 16384     # B: rows of each order's hashed table (n x B x V weights)
@@ -31,6 +37,9 @@ class ModelConfig:
         _at_least(self, "num_layers", 1)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}", "dropout")
+        for key in ("weight_drop", "embed_drop"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"{key} must be in [0, 1), got {getattr(self, key)}", key)
         _at_least(self, "direct_order", 0)
         _at_least(self, "direct_size", 1)
 
@@ -49,6 +58,8 @@ class TrainConfig:
     lr_floor: float = 0.1        # cosine: the rate at the end, as a fraction of learning_rate
     ema: float = 0.0             # validate (and keep in best.npz) a moving average of the weights,
                                  # updated each iteration with this decay, in [0, 1); 0: off
+    weight_decay: float = 0.0    # decoupled weight decay (AdamW): p -= learning rate x this x p
+                                 # before each update, for the weights (not the biases); >= 0
     grad_clip: float = 5.0       # clip threshold; 0 turns clipping off
     clip_mode: str = "norm"      # value: each element to +-grad_clip; norm: the global L2 norm
     max_iters: int = 2000        # training iterations (chunks); with time, set by the plan
@@ -110,6 +121,8 @@ class TrainConfig:
             raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}", "momentum")
         if not 0.0 < self.lr_decay <= 1.0:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}", "lr_decay")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}", "weight_decay")
         if not self.grad_clip >= 0:
             raise ConfigError(f"grad_clip must be >= 0, got {self.grad_clip}", "grad_clip")
         if not 0.0 <= self.val_frac < 1.0:
@@ -176,6 +189,10 @@ def _check_type(key, value, source):
 VERBATIM = ("completion", "vocab")
 
 
+BOOLS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False,
+         "1": True, "0": False}
+
+
 def _parse_set(item):
     """'key=value' from --set, the value converted to the key's type (and stripped of spaces
     around it, but for VERBATIM keys)."""
@@ -186,6 +203,11 @@ def _parse_set(item):
     if key not in FIELDS:
         raise ConfigError(f"--set: unknown key {key!r}; valid keys: {', '.join(FIELDS)}", key)
     want = type(FIELDS[key].default)
+    if want is bool:   # bool("false") is True: read it as YAML writes it
+        value = BOOLS.get(text.strip().lower())
+        if value is None:
+            raise ConfigError(f"--set: {key}={text!r} should be bool (true or false)", key)
+        return key, value
     try:
         return key, want(text if key in VERBATIM else text.strip())
     except ValueError:

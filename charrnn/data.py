@@ -464,6 +464,12 @@ class Batches:
             return None
         return self.labels[:, self._cols(iteration)[1]].astype(np.int32)
 
+    def extras(self, iteration, width=0):
+        """What loss_and_grads reads beside chunk(iteration), as keyword arguments: the end
+        mark, the inputs' labels and the context of width ids (direct features)."""
+        return {"end": self.end, "labels": self.labels_at(iteration),
+                "context": self.context(iteration, width)}
+
     def context(self, iteration, width):
         """The width ids before chunk(iteration)'s inputs in each stream, (N, width) int32, -1
         where there are none (the first chunk of a pass, whose state starts at zeros): the

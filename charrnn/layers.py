@@ -445,11 +445,18 @@ def softmax_cross_entropy(logits, targets, weight=1.0):
     return total, int(counted.sum()), dlogits
 
 
-def dropout_forward(x, p, rng):
+def keep_mask(shape, p, rng, dtype):
+    """An inverted-dropout mask of shape in dtype: 0 with probability p, else 1 / (1 - p)."""
+    keep = rng.random(shape, dtype=np.float32) >= p
+    return keep.astype(dtype) * dtype.type(1.0 / (1.0 - p))
+
+
+def dropout_forward(x, p, rng, locked=False):
     """Inverted dropout: zero each unit with probability p, scale the rest by 1 / (1 - p).
+    locked: x is a sequence (T, H, N) and one (1, H, N) mask serves all its T steps (variational
+    dropout, Gal & Ghahramani 2016; AWD-LSTM's LockedDropout), instead of a fresh one per step.
     Returns out and the mask (already scaled), which backward multiplies by."""
-    keep = rng.random(x.shape, dtype=np.float32) >= p
-    mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
+    mask = keep_mask((1,) + x.shape[1:] if locked else x.shape, p, rng, x.dtype)
     return x * mask, mask
 
 

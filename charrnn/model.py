@@ -18,6 +18,11 @@ k, through v = onehot(k): Wx^T x + Wh^T h + b + Wv^T v, the captioning model's
 h = tanh(Wxh x + Whh h + Wih v) (Wv[l, k] is label k's learned vector for layer l). For a
 single label the term is a bias: condition() folds it into b for sampling and export.
 
+Regularisers from AWD-LSTM (Merity et al. 2017), training only: weight_drop, DropConnect on the
+recurrent weights, Wh_eff = Wh * M; embed_drop, whole rows of embed, embed_eff = embed * m[:, None]
+(draw_masks: one mask per chunk, shared by its streams); variational, dropout's masks locked
+across the chunk's steps (layers.dropout_forward).
+
 Direct features (direct.py, RNNME's direct connections): with Wd, the logits also get
 sum_k Wd[k - 1, hash_k(last k characters)], for k = 1 .. n; the characters before a chunk come
 from its context (N, n - 1), the ids that precede it in each stream (-1: none).
@@ -42,6 +47,7 @@ from .layers import (
     dropout_backward,
     dropout_forward,
     gru_seq_backward,
+    keep_mask,
     gru_seq_forward,
     lstm_seq_backward,
     lstm_seq_forward,
@@ -189,9 +195,10 @@ def _onehot(ids_tm, n, dtype):
 
 
 def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, end=None,
-            labels=None, context=None):
+            labels=None, variational=False, context=None):
     """Run the stack over one chunk. ids: (N, T) input ids; state: from zero_state or a previous
-    call. Dropout applies when rng is given and dropout > 0. keep_cache=False (scoring,
+    call. Dropout applies when rng is given and dropout > 0; variational: its masks are locked
+    across the chunk's T steps, one (1, H, N) per layer (see dropout_forward). keep_cache=False (scoring,
     priming: no backward to come) lets each layer's cache go as soon as the next layer has its
     input, which lowers the peak memory, and returns None for the cache. end: the end mark's
     id in a model of documents (the state is reset where it is the input), or None. labels:
@@ -223,7 +230,7 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, en
         # dropout on every layer's output, the top one's included (before the output layer),
         # as char-rnn does
         if rng is not None and dropout > 0.0:
-            hs, mask = dropout_forward(hs, dropout, rng)
+            hs, mask = dropout_forward(hs, dropout, rng, locked=variational)
         if l + 1 < L:
             # Wx^T (G, H) @ h_t (H, N) for every t: one batched matmul, no transposes
             xp = np.matmul(np.ascontiguousarray(params["Wx"][l + 1].T), hs)
@@ -341,10 +348,56 @@ def _layer0_backward(params, ids, x, dxp, grads):
             grads["embed"] = dembed
 
 
+# loss_and_grads's regularisers beyond dropout: ModelConfig keys of the same names (training only)
+REGULARISERS = ("weight_drop", "embed_drop", "variational")
+
+
+def draw_masks(params, weight_drop, embed_drop, rng):
+    """The chunk's DropConnect masks (AWD-LSTM, Merity et al. 2017), drawn from rng: name ->
+    mask, in the parameters' dtype, each element 0 or 1 / (1 - p). "Wh" (L, H, G): weight_drop
+    on every layer's recurrent weights; "embed" (V,): embed_drop on whole rows of the embedding
+    (whole characters: AWD's dropoute). Empty without rng or when both are 0. One draw per
+    chunk, shared by all its streams (and all its shards: parallel.py draws them once)."""
+    masks = {}
+    if rng is None:
+        return masks
+    if weight_drop > 0.0:
+        masks["Wh"] = keep_mask(params["Wh"].shape, weight_drop, rng, params["Wh"].dtype)
+    if embed_drop > 0.0:
+        masks["embed"] = keep_mask(params["embed"].shape[:1], embed_drop, rng,
+                                   params["embed"].dtype)
+    return masks
+
+
+def _masked(name, mask):
+    """A mask of draw_masks shaped to broadcast over its parameter: embed's (V,) as (V, 1)."""
+    return mask[:, None] if name == "embed" else mask
+
+
+def apply_masks(params, masks):
+    """params with the masked ones replaced by new arrays p * mask (Wh_eff = Wh * M, embed_eff
+    = embed * m[:, None]): what the chunk's forward and backward run on. params if none."""
+    if not masks:
+        return params
+    return {name: p * _masked(name, masks[name]) if name in masks else p
+            for name, p in params.items()}
+
+
+def mask_grads(grads, masks):
+    """In place: the gradients of the masked parameters, given those of their masked copies
+    (dWh = dWh_eff * M, dembed = dembed_eff * m[:, None]): the masks' chain rule."""
+    for name, mask in masks.items():
+        grads[name] *= _masked(name, mask)
+    return grads
+
+
 def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, batch_size=None,
-                   end=None, labels=None, context=None):
+                   end=None, labels=None, weight_drop=0.0, embed_drop=0.0, variational=False,
+                   context=None):
     """One truncated-BPTT chunk. inputs, targets: (N, T) ids; state: the carried state; end,
-    labels, context: as forward's (documents, their labels, the direct features' context).
+    labels, context: as forward's (documents, their labels, the direct features' context);
+    variational: as forward's. weight_drop, embed_drop: DropConnect on Wh and on embed's rows
+    (draw_masks), drawn from rng first, before dropout's masks; training only, as dropout.
 
     Returns (mean loss per character, grads, new state). The gradients are those of the loss
     summed over T and averaged over N; the new state is detached (plain arrays). batch_size: the
@@ -354,12 +407,14 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     sum over T averaged over N, and a chunk with none counted has loss 0.0 and zero gradients.
     """
     N, T = inputs.shape
-    logits, new_state, cache = forward(params, cell, inputs, state, dropout, rng, end=end,
-                                       labels=labels, context=context)
+    masks = draw_masks(params, weight_drop, embed_drop, rng)
+    used = apply_masks(params, masks)
+    logits, new_state, cache = forward(used, cell, inputs, state, dropout, rng, end=end,
+                                       labels=labels, variational=variational, context=context)
     total, count, dlogits = softmax_cross_entropy(logits, targets.T.reshape(-1),
                                                   1.0 / (batch_size or N))
-    grads, _ = backward(params, cell, dlogits, cache, consume=True)
-    return (total / count if count else 0.0), grads, new_state
+    grads, _ = backward(used, cell, dlogits, cache, consume=True)
+    return (total / count if count else 0.0), mask_grads(grads, masks), new_state
 
 
 def clip_grads(grads, grad_clip, clip_mode):

@@ -10,6 +10,11 @@ the training iteration and is passed in rather than stored.
     rmsprop:  m = a * m + (1 - a) * g^2;       p -= lr * g / (sqrt(m) + eps)      (a = 0.95, char-rnn)
     adam:     m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
               p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)   (Kingma & Ba 2015)
+
+Decoupled weight decay (AdamW, Loshchilov & Hutter 2019), with any of them: before the update,
+p -= lr * weight_decay * p, computed as p *= (1 - lr * weight_decay), for the weights only
+(DECAYED: embed, Wx, Wh, Why, Wv), never the biases. By name, not by ndim >= 2: the layers'
+biases b (L, G) and bhn (L, H) are stacked on a layer axis, so they have two dimensions too.
 """
 
 import math
@@ -21,6 +26,7 @@ SCHEDULES = ("constant", "cosine")
 EPS = 1e-8
 RMSPROP_DECAY = 0.95
 ADAM_BETAS = (0.9, 0.999)
+DECAYED = ("embed", "Wx", "Wh", "Why", "Wv")   # the weights weight_decay shrinks; not b, bhn, by
 
 
 def state_slots(optimizer, momentum=0.0):
@@ -54,10 +60,13 @@ def learning_rate_at(learning_rate, lr_decay, iteration, iters_per_pass, schedul
     return lr
 
 
-def update(optimizer, params, grads, state, lr, step, momentum=0.0):
+def update(optimizer, params, grads, state, lr, step, momentum=0.0, weight_decay=0.0):
     """Apply one update in place. step: 1 for the first update (adam's bias correction)."""
     for name, p in params.items():
         g = grads[name]
+        if weight_decay and name in DECAYED:
+            # p -= lr * weight_decay * p (decoupled: not through g, so not through adam's v)
+            p *= p.dtype.type(1.0 - lr * weight_decay)
         if optimizer == "sgd":
             if momentum > 0:
                 v = state[f"v/{name}"]
@@ -97,14 +106,19 @@ class FlatOptimizer:
     instead of a dozen per parameter (which, for small models, is most of an update's time).
     update() stays the per-parameter reference it is tested against.
 
+    weight_decay: as update()'s, on the slices of the flat buffer that hold the DECAYED
+    parameters (adjacent ones merged: embed, Wx and Wh are one).
+
     ema: with a decay d in (0, 1), state also holds a moving average of the weights, "ema/<name>"
     (train.py starts it at the weights), and step() updates it after each update: ema = d ema +
     (1 - d) p, on its flat buffer too.
     """
 
-    def __init__(self, optimizer, params, state, momentum=0.0, ema=0.0):
+    def __init__(self, optimizer, params, state, momentum=0.0, ema=0.0, weight_decay=0.0):
         self.optimizer, self.momentum, self.ema = optimizer, momentum, ema
+        self.weight_decay = weight_decay
         self.names = list(params)
+        self.decayed = self._decayed_slices(params, self.names)
         self.p = self._flatten(params, self.names)
         slots = state_slots(optimizer, momentum) + (("ema",) if ema else ())
         self.slots = {slot: self._flatten(state, [f"{slot}/{n}" for n in self.names])
@@ -121,12 +135,30 @@ class FlatOptimizer:
             start += size
         return flat
 
+    @staticmethod
+    def _decayed_slices(params, names):
+        """The slices of the flat buffer that hold DECAYED parameters, adjacent ones merged."""
+        slices, start = [], 0
+        for name in names:
+            size = params[name].size
+            if name in DECAYED:
+                if slices and slices[-1].stop == start:
+                    slices[-1] = slice(slices[-1].start, start + size)
+                else:
+                    slices.append(slice(start, start + size))
+            start += size
+        return slices
+
     def step(self, grads, lr, step):
         """Apply one update in place; grads: name -> array, as model.backward returns them."""
         # made per step, not kept: at the peak of training (mid-backward) they do not exist
         g = np.concatenate([grads[n].ravel() for n in self.names])
         p, tmp, slots = self.p, np.empty_like(self.p), self.slots
         dtype = p.dtype.type
+        if self.weight_decay:
+            # p -= lr * weight_decay * p on the weights, as update() does
+            for part in self.decayed:
+                p[part] *= dtype(1.0 - lr * self.weight_decay)
         if self.optimizer == "sgd":
             if self.momentum > 0:
                 v = slots["v"]

@@ -175,24 +175,33 @@ class InTurn:
 
 
 def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, shards=None,
-                   end=None, labels=None, context=None):
+                   end=None, labels=None, weight_drop=0.0, embed_drop=0.0, variational=False,
+                   context=None):
     """model.loss_and_grads over shards of the streams (see the module docstring); the same
     arguments and results. shards: a Shards, or None for one shard (exactly model.loss_and_grads).
 
     With dropout, each shard draws its masks from its own generator, seeded from rng (so rng
-    still holds all the randomness of training, and resumes exactly)."""
+    still holds all the randomness of training, and resumes exactly). weight_drop's and
+    embed_drop's masks belong to the whole batch: drawn once from rng before the shards' seeds
+    (as model.loss_and_grads draws them before dropout's), applied to the weights once, and the
+    summed gradient masked once, so that the shards' gradients still add up to the batch's."""
     N, T = inputs.shape
     bounds = shard_bounds(N, params["Wh"].shape[1], shards.count if shards is not None else 1)
     if len(bounds) == 1:
         return model.loss_and_grads(params, cell, inputs, targets, state, dropout, rng,
-                                    end=end, labels=labels, context=context)
+                                    end=end, labels=labels, weight_drop=weight_drop,
+                                    embed_drop=embed_drop, variational=variational,
+                                    context=context)
+    masks = model.draw_masks(params, weight_drop, embed_drop, rng)
+    used = model.apply_masks(params, masks)
     rngs = [None] * len(bounds)      # no generator shared between threads: dropout's are their own
     if rng is not None and dropout > 0.0:
         rngs = [np.random.default_rng(seed) for seed in rng.integers(0, 2**63 - 1, len(bounds))]
-    jobs = [functools.partial(model.loss_and_grads, params, cell, inputs[lo:hi], targets[lo:hi],
+    jobs = [functools.partial(model.loss_and_grads, used, cell, inputs[lo:hi], targets[lo:hi],
                               [tuple(s[:, lo:hi] for s in layer) for layer in state],
                               dropout, shard_rng, batch_size=N, end=end,
                               labels=None if labels is None else labels[lo:hi],
+                              variational=variational,
                               context=None if context is None else context[lo:hi])
             for (lo, hi), shard_rng in zip(bounds, rngs)]
     results = shards.map(jobs)
@@ -204,6 +213,7 @@ def loss_and_grads(params, cell, inputs, targets, state, dropout=0.0, rng=None, 
     for _, more, _ in results[1:]:
         for name, g in grads.items():
             g += more[name]
+    model.mask_grads(grads, masks)
     new_state = [tuple(np.concatenate(parts, axis=1) for parts in zip(*layers))
                  for layers in zip(*(r[2] for r in results))]
     return loss, grads, new_state

@@ -11,7 +11,7 @@ import numpy as np
 from .config import TrainConfig
 from .data import Batches
 from . import model
-from .model import clip_grads, init_params, zero_state
+from .model import REGULARISERS, clip_grads, init_params, zero_state
 from .optim import FlatOptimizer, init_state
 from .parallel import Shards, loss_and_grads
 
@@ -23,7 +23,7 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
     tc = train_cfg
     params = copy.deepcopy(params)
     optimizer = FlatOptimizer(tc.optimizer, params, init_state(tc.optimizer, params, tc.momentum),
-                              tc.momentum)
+                              tc.momentum, weight_decay=tc.weight_decay)
     hidden = zero_state(cell, L, tc.batch_size, H)
     rng = np.random.default_rng(0)         # for dropout: not the run's generator
     times = []
@@ -31,9 +31,9 @@ def seconds_per_iteration(params, model_cfg, train_cfg, batches, shards, timed_i
         t0 = time.perf_counter()
         inputs, targets, _ = batches.chunk(k)
         _, grads, hidden = loss_and_grads(params, cell, inputs, targets, hidden,
-                                          model_cfg.dropout, rng, shards, end=batches.end,
-                                          labels=batches.labels_at(k),
-                                          context=batches.context(k, model.direct_width(params)))
+                                          model_cfg.dropout, rng, shards,
+                                          **batches.extras(k, model.direct_width(params)),
+                                          **{key: getattr(model_cfg, key) for key in REGULARISERS})
         clip_grads(grads, tc.grad_clip, tc.clip_mode)
         optimizer.step(grads, tc.learning_rate, k + 1)
         times.append(time.perf_counter() - t0)

@@ -61,8 +61,8 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import as_dict
 from .data import Batches, DataError, split_train_val
 from . import evaluate
-from .model import (clip_grads, direct_width, grow_vocab, init_params, num_params, relabel,
-                    zero_state)
+from .model import (REGULARISERS, clip_grads, direct_width, grow_vocab, init_params, num_params,
+                    relabel, zero_state)
 from .optim import FlatOptimizer, init_state, learning_rate_at
 from .parallel import Shards, loss_and_grads, shard_bounds
 from .runs import BEST, LAST, METRICS, PROBE, START
@@ -388,7 +388,8 @@ class _Training:
             self.run.optim_state.update({f"ema/{n}": p.copy() for n, p in self.run.params.items()})
         # params and optimizer state become views of flat buffers (restores stay in place)
         self.optimizer = FlatOptimizer(train_cfg.optimizer, self.run.params,
-                                       self.run.optim_state, train_cfg.momentum, train_cfg.ema)
+                                       self.run.optim_state, train_cfg.momentum, train_cfg.ema,
+                                       train_cfg.weight_decay)
         # where the current text started (a run that switched texts) and the passes before it
         self.text_start = self.run.info.get("text_start", 0)
         self.passes_before = self.run.info.get("passes_before", 0)
@@ -510,6 +511,7 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
     reason."""
     run, cfg, batches, losses = t.run, t.cfg, t.batches, t.losses
     cell, dropout = t.model_cfg.model, t.model_cfg.dropout
+    levers = {k: getattr(t.model_cfg, k) for k in REGULARISERS}   # their masks from run.rng too
     lr = None                          # the latest update's learning rate
     with out.open_bar(cfg.max_iters, run.iteration):
         while run.iteration < cfg.max_iters and not clock.out_of_time:
@@ -522,9 +524,8 @@ def _loop(t, clock, rollback, out, shards, stop, on_evaluation=None):
             if new_pass:
                 run.hidden = t.zero_state()
             loss, grads, hidden = loss_and_grads(
-                run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards,
-                end=batches.end, labels=batches.labels_at(run.iteration - t.text_start),
-                context=batches.context(run.iteration - t.text_start, direct_width(run.params)))
+                run.params, cell, inputs, targets, run.hidden, dropout, run.rng, shards, **levers,
+                **batches.extras(run.iteration - t.text_start, direct_width(run.params)))
             norm = clip_grads(grads, cfg.grad_clip, cfg.clip_mode)
             # roll back on divergence: such a loss or gradient is never applied
             if not (math.isfinite(loss) and math.isfinite(norm)) or loss > t.bound:

@@ -381,3 +381,26 @@ def test_latest_run_error_with_an_absolute_runs_dir(tmp_path):
         latest_run(runs)
     assert str(info.value) == (f"no trained run found under {runs}; train one with "
                                "'charrnn train FILE' or give --checkpoint")
+
+
+def test_the_regularisers_are_written_only_when_set_and_round_trip(tmp_path, rng):
+    """weight_drop, embed_drop, variational and weight_decay: absent from the config of a run
+    without them (as before they existed), written and read back when set."""
+    import dataclasses
+
+    plain = _checkpoint(rng)
+    set_ = dataclasses.replace(
+        plain, model_cfg=dataclasses.replace(plain.model_cfg, weight_drop=0.5, embed_drop=0.1,
+                                             variational=True),
+        train_cfg=dataclasses.replace(plain.train_cfg, weight_decay=0.01))
+    for name, ckpt in (("plain", plain), ("set", set_)):
+        save_checkpoint(tmp_path / f"{name}.npz", ckpt)
+        _assert_same(load_checkpoint(tmp_path / f"{name}.npz"), ckpt)
+    with np.load(tmp_path / "plain.npz", allow_pickle=False) as npz:
+        config = json.loads(str(npz["config"]))
+    assert not {"weight_drop", "embed_drop", "variational"} & set(config["model"])
+    assert "weight_decay" not in config["train"]
+    with np.load(tmp_path / "set.npz", allow_pickle=False) as npz:
+        config = json.loads(str(npz["config"]))
+    assert (config["model"]["weight_drop"], config["model"]["variational"],
+            config["train"]["weight_decay"]) == (0.5, True, 0.01)

@@ -297,10 +297,11 @@ def test_train_config_with_an_unknown_key(tmp_path):
     config.write_text("hidden_size: 16\nlayers: 2\n")
     result = invoke(["train", text_file, "--config", config, "--out", tmp_path / "run"])
     assert_fails(result, 2, f"Error: {config}: unknown key 'layers'; valid keys: model, "
-                            "hidden_size, num_layers, dropout, direct_order, direct_size, "
-                            "seq_length, batch_size, optimizer, "
-                            "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, "
-                            "ema, grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
+                            "hidden_size, num_layers, dropout, weight_drop, embed_drop, "
+                            "variational, direct_order, direct_size, seq_length, batch_size, "
+                            "optimizer, learning_rate, "
+                            "momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, ema, "
+                            "weight_decay, grad_clip, clip_mode, max_iters, time, eval_every, val_frac, "
                             "completion, vocab, documents, labels, include, threads, shards\n")
     assert not (tmp_path / "run").exists()
 

@@ -9,8 +9,10 @@ from charrnn.config import (PRESETS_DIR, ConfigError, ModelConfig, TrainConfig, 
                             presets, read_yaml, resolve_config)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-VALID_KEYS = ("model, hidden_size, num_layers, dropout, direct_order, direct_size, seq_length, batch_size, optimizer, "
-              "learning_rate, momentum, lr_decay, lr_schedule, warmup_iters, lr_floor, ema, grad_clip, "
+VALID_KEYS = ("model, hidden_size, num_layers, dropout, weight_drop, embed_drop, variational, "
+              "direct_order, direct_size, "
+              "seq_length, batch_size, optimizer, learning_rate, momentum, lr_decay, lr_schedule, "
+              "warmup_iters, lr_floor, ema, weight_decay, grad_clip, "
               "clip_mode, max_iters, time, eval_every, val_frac, completion, vocab, documents, labels, include, threads, shards")
 
 
@@ -334,3 +336,43 @@ def test_set_takes_completion_and_vocab_as_written_spaces_and_newlines_included(
     assert (train_cfg.vocab, train_cfg.completion) == (" ab.\n", " .")
     _, train_cfg = load_config(yaml_file('vocab: " #@.0123456789\\n"\ncompletion: "@."\n'))
     assert (train_cfg.vocab, train_cfg.completion) == (" #@.0123456789\n", "@.")
+
+
+# --- the regularisers (AWD-LSTM): weight_drop, embed_drop, variational, weight_decay -----------
+
+@pytest.mark.parametrize("text, message", [
+    ("weight_drop: 1.5\n", "weight_drop must be in [0, 1), got 1.5"),
+    ("weight_drop: 1.0\n", "weight_drop must be in [0, 1), got 1.0"),
+    ("embed_drop: -0.1\n", "embed_drop must be in [0, 1), got -0.1"),
+    ("weight_decay: -1.0e-4\n", "weight_decay must be >= 0, got -0.0001"),
+    ("weight_decay: .nan\n", "weight_decay must be >= 0, got nan"),
+    ("variational: 1\n", "variational=1 should be bool"),
+    ("weight_drop: 2e-1\n",
+     "weight_drop='2e-1' should be float (YAML 1.1 reads 2e-3 as text: write 2.0e-3)"),
+])
+def test_regulariser_errors_name_the_file_and_key(yaml_file, text, message):
+    path = yaml_file(text)
+    assert _message(path) == f"{path}: {message}"
+
+
+def test_regularisers_default_off_and_read_from_yaml_and_set(yaml_file):
+    model_cfg, train_cfg = load_config()
+    assert (model_cfg.weight_drop, model_cfg.embed_drop, model_cfg.variational,
+            train_cfg.weight_decay) == (0.0, 0.0, False, 0.0)
+    path = yaml_file("weight_drop: 0.5\nvariational: true\nweight_decay: 0.01\n")
+    model_cfg, train_cfg = load_config(path, ["embed_drop=0.1", "weight_decay=0"])
+    assert (model_cfg.weight_drop, model_cfg.embed_drop, model_cfg.variational,
+            train_cfg.weight_decay) == (0.5, 0.1, True, 0.0)
+    assert _message(None, ["weight_drop=1"]) == "--set: weight_drop must be in [0, 1), got 1.0"
+    with pytest.raises(ConfigError) as info:
+        ModelConfig(embed_drop=1.5)
+    assert str(info.value) == "embed_drop must be in [0, 1), got 1.5" and info.value.key == "embed_drop"
+
+
+def test_set_reads_a_bool_as_yaml_does_not_as_python():
+    """bool("false") is True: --set variational=false must give False, and junk an error."""
+    assert load_config(None, ["variational=false"])[0].variational is False
+    assert load_config(None, ["variational=true"])[0].variational is True
+    assert load_config(None, ["variational=1"])[0].variational is True
+    assert _message(None, ["variational=maybe"]) == ("--set: variational='maybe' should be bool "
+                                                      "(true or false)")

@@ -6,8 +6,10 @@ import pytest
 from charrnn import layers as layers_module
 from charrnn.layers import softmax_cross_entropy
 from charrnn.model import (
+    apply_masks,
     backward,
     clip_grads,
+    draw_masks,
     forward,
     grow_vocab,
     init_params,
@@ -79,6 +81,96 @@ def test_dropout_path_gradients_match_numerical(cell, rng):
     for name in ("Wx", "Wh", "embed"):
         numeric = numerical_grad(lambda v: objective({**params, name: v}), params[name], np.array(1.0))
         assert rel_error(grads[name], numeric) < 1e-6, name
+
+
+# AWD-LSTM's regularisers on at once: DropConnect on Wh, whole embedding rows, locked dropout
+AWD = {"dropout": 0.3, "weight_drop": 0.4, "embed_drop": 0.4, "variational": True}
+AWD_SEED = 0     # its embed masks hold a dropped and a kept row for every V and cell below
+
+
+@pytest.mark.parametrize("V, H", [(4, 5), (7, 4)], ids=["table", "dense"])  # V <= H or not
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_regularised_loss_and_grads_match_numerical(cell, V, H, rng):
+    """loss_and_grads with weight_drop, embed_drop and variational dropout on: the masks are
+    fixed by the same seeded generator at every evaluation, so the objective is a smooth function
+    of the parameters, and its gradient (through Wh * M and embed * m) is checked numerically."""
+    import charrnn.model as model
+
+    params, state, inputs, targets = _setup(cell, 2, V, H, rng)
+    assert model._use_table(params, N * T) == (V <= H)
+    masks = draw_masks(params, AWD["weight_drop"], AWD["embed_drop"],
+                       np.random.default_rng(AWD_SEED))
+    # the masks do something here: some recurrent weights dropped, and the inputs hold a
+    # character whose row is dropped and one whose row is kept
+    assert (masks["Wh"] == 0).any() and (masks["Wh"] != 0).any()
+    inputs[0, 0], inputs[1, 1] = np.flatnonzero(masks["embed"] == 0)[0], np.flatnonzero(masks["embed"])[0]
+
+    def objective(p):    # the training objective: the loss summed over T, averaged over N
+        loss = loss_and_grads(p, cell, inputs, targets, state, rng=np.random.default_rng(AWD_SEED),
+                              **AWD)[0]
+        return np.array(loss * T)
+
+    _, grads, _ = loss_and_grads(params, cell, inputs, targets, state,
+                                 rng=np.random.default_rng(AWD_SEED), **AWD)
+    for name, value in params.items():
+        numeric = numerical_grad(lambda v: objective({**params, name: v}), value, np.array(1.0))
+        assert rel_error(grads[name], numeric) < 1e-6, name
+    # the dropped weights and rows get no gradient
+    assert (grads["Wh"][masks["Wh"] == 0] == 0).all()
+    assert (grads["embed"][masks["embed"] == 0] == 0).all()
+
+
+def test_regularisers_off_draw_nothing_and_change_nothing(rng):
+    """At their defaults (0, 0, False) the levers take no draws from rng: the same bits as a
+    call without them."""
+    params, state, inputs, targets = _setup("lstm", 2, 5, 4, rng)
+    assert draw_masks(params, 0.0, 0.0, rng) == {} and apply_masks(params, {}) is params
+    gens = np.random.default_rng(3), np.random.default_rng(3)
+    plain = loss_and_grads(params, "lstm", inputs, targets, state, 0.3, gens[0])
+    off = loss_and_grads(params, "lstm", inputs, targets, state, 0.3, gens[1], weight_drop=0.0,
+                         embed_drop=0.0, variational=False)
+    assert plain[0] == off[0] and gens[0].bit_generator.state == gens[1].bit_generator.state
+    for name in params:
+        np.testing.assert_array_equal(plain[1][name], off[1][name])
+
+
+def test_weight_and_embed_masks(rng):
+    """One Wh mask (L, H, G) and one embed mask (V,) per chunk, of 0 and 1 / (1 - p); the masked
+    embedding has whole rows zeroed (whole characters) and the rest scaled."""
+    params = init_params("gru", 9, 4, 2, rng)
+    masks = draw_masks(params, 0.25, 0.5, np.random.default_rng(0))
+    assert masks["Wh"].shape == (2, 4, 12) and masks["embed"].shape == (9,)
+    assert all(m.dtype == np.float32 for m in masks.values())
+    assert set(np.unique(masks["Wh"])) == {0.0, np.float32(1 / 0.75)}
+    assert set(np.unique(masks["embed"])) == {0.0, np.float32(2.0)}
+    used = apply_masks(params, masks)
+    dropped = masks["embed"] == 0
+    assert (used["embed"][dropped] == 0).all() and (used["embed"][~dropped] != 0).all()
+    np.testing.assert_array_equal(used["embed"][~dropped], params["embed"][~dropped] * 2)
+    np.testing.assert_array_equal(used["Wh"], params["Wh"] * masks["Wh"])
+    assert used["Wx"] is params["Wx"] and not np.shares_memory(used["Wh"], params["Wh"])
+    # training only: without rng (evaluation, sampling) there is nothing to draw
+    assert draw_masks(params, 0.25, 0.5, None) == {}
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_variational_dropout_masks_are_locked_over_time(cell, rng):
+    """variational: one (1, H, N) mask per layer for the chunk, the same at every step; without
+    it, a fresh mask per step."""
+    params, state, inputs, targets = _setup(cell, 2, 5, 4, rng)
+    inputs = rng.integers(0, 5, (N, 40))    # enough steps that fresh masks would differ
+    _, _, cache = forward(params, cell, inputs, state, dropout=0.5, rng=np.random.default_rng(1),
+                          variational=True)
+    for x, _, mask in cache[1]:
+        assert mask.shape == (1, 4, N)
+        assert (mask == 0).any() and (mask != 0).any()
+    _, _, fresh = forward(params, cell, inputs, state, dropout=0.5, rng=np.random.default_rng(1))
+    mask = fresh[1][0][2]
+    assert mask.shape == (40, 4, N) and not (mask == mask[:1]).all()
+    x = rng.standard_normal((6, 3, 2))
+    out, locked = layers_module.dropout_forward(x, 0.5, np.random.default_rng(2), locked=True)
+    for t in range(6):      # the same units dropped, and kept ones scaled, at every step
+        np.testing.assert_array_equal(out[t], x[t] * locked[0])
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

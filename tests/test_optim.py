@@ -86,3 +86,64 @@ def test_learning_rate_decays_once_per_pass():
     assert learning_rate_at(0.1, 0.5, 9, 10) == 0.1
     assert learning_rate_at(0.1, 0.5, 10, 10) == pytest.approx(0.05)
     assert learning_rate_at(0.1, 0.5, 25, 10) == pytest.approx(0.025)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_flat_optimizer_weight_decay_matches_the_per_parameter_update(optimizer, rng):
+    """Decoupled weight decay on the flat buffer's slices against update()'s, parameter by
+    parameter; with a model's parameter layout (weights, then biases, then weights again)."""
+    shapes = {"embed": (5, 3), "Wx": (2, 3, 6), "Wh": (2, 3, 6), "b": (2, 6), "Why": (3, 5),
+              "by": (5,)}
+    start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    plain = {k: v.copy() for k, v in start.items()}
+    flat = {k: v.copy() for k, v in start.items()}
+    plain_state, flat_state = init_state(optimizer, plain, 0.9), init_state(optimizer, flat, 0.9)
+    opt = FlatOptimizer(optimizer, flat, flat_state, 0.9, weight_decay=0.3)
+    # embed, Wx, Wh: one slice; then Why (b, of two dimensions, and by are biases)
+    assert opt.decayed == [slice(0, 15 + 36 + 36), slice(15 + 72 + 12, 15 + 72 + 12 + 15)]
+    for t in range(1, 5):
+        grads = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+        update(optimizer, plain, grads, plain_state, 0.05, t, 0.9, weight_decay=0.3)
+        opt.step(grads, 0.05, t)
+    for k in shapes:
+        np.testing.assert_allclose(flat[k], plain[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_weight_decay_leaves_the_biases_alone(optimizer, rng):
+    """With a zero gradient only the decay moves anything: the weights shrink by (1 - lr wd),
+    the biases do not move (b and bhn are 2-dimensional, (L, G) and (L, H)); in both
+    implementations."""
+    start = {"Wh": rng.standard_normal((2, 3, 4)).astype(np.float32),
+             "b": rng.standard_normal((2, 4)).astype(np.float32),
+             "bhn": rng.standard_normal((2, 3)).astype(np.float32),
+             "Why": rng.standard_normal((3, 5)).astype(np.float32),
+             "by": rng.standard_normal(5).astype(np.float32)}
+    zeros = {k: np.zeros_like(v) for k, v in start.items()}
+    plain = {k: v.copy() for k, v in start.items()}
+    flat = {k: v.copy() for k, v in start.items()}
+    update(optimizer, plain, zeros, init_state(optimizer, plain), 0.1, 1, weight_decay=0.5)
+    FlatOptimizer(optimizer, flat, init_state(optimizer, flat), weight_decay=0.5).step(zeros, 0.1, 1)
+    for params in (plain, flat):
+        for name in ("b", "bhn", "by"):
+            np.testing.assert_array_equal(params[name], start[name])
+        for name in ("Wh", "Why"):
+            np.testing.assert_allclose(params[name], start[name] * 0.95, rtol=1e-6)
+
+
+def test_weight_decay_one_step_by_hand():
+    """sgd, lr 0.1, weight_decay 0.5, p = 2, g = 1: p = 2 - 0.1 * 0.5 * 2 - 0.1 * 1 = 1.8 for a
+    weight; a bias gets the gradient step alone, 2 - 0.1 = 1.9. Adam's first step is lr *
+    sign(g) (bias-corrected m / sqrt(v) = 1): 2 - 0.1 - 0.1 = 1.8 as well, the decay outside v."""
+    for optimizer in ("sgd", "adam"):
+        for make in ("update", "flat"):
+            params = {"Wx": np.full((1, 2, 2), 2.0, np.float32),
+                      "b": np.full((1, 2), 2.0, np.float32)}
+            grads = {k: np.ones_like(v) for k, v in params.items()}
+            state = init_state(optimizer, params)
+            if make == "update":
+                update(optimizer, params, grads, state, 0.1, 1, weight_decay=0.5)
+            else:
+                FlatOptimizer(optimizer, params, state, weight_decay=0.5).step(grads, 0.1, 1)
+            np.testing.assert_allclose(params["Wx"], 1.8, rtol=1e-6)
+            np.testing.assert_allclose(params["b"], 1.9, rtol=1e-6)

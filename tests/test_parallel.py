@@ -195,3 +195,49 @@ def test_masked_shards_sum_to_the_whole_batch(rng, small_shards):
         none, _, _ = loss_and_grads(params, "lstm", inputs, np.full_like(targets, -1),
                                     state, shards=shards)
     assert none == 0.0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_weight_and_embed_drop_masks_are_shared_by_the_shards(cell, rng, small_shards):
+    """weight_drop's and embed_drop's masks belong to the batch: drawn once from rng before the
+    shards, so two shards' gradients summed equal one pass's with the same masks (the same
+    seeded generator), and the generator ends in the same state either way."""
+    params, state, inputs, targets = _chunk(cell, 5, rng)
+    levers = {"weight_drop": 0.4, "embed_drop": 0.3}
+    gens = np.random.default_rng(5), np.random.default_rng(5)
+    masks = model.draw_masks(params, 0.4, 0.3, np.random.default_rng(5))
+    assert (masks["Wh"] == 0).any() and (masks["embed"][inputs] == 0).any()
+    loss, grads, new_state = model.loss_and_grads(params, cell, inputs, targets, state,
+                                                  rng=gens[0], **levers)
+    with Shards(2) as shards:
+        assert len(shard_bounds(5, H, 2)) == 2
+        s_loss, s_grads, s_state = loss_and_grads(params, cell, inputs, targets, state,
+                                                  rng=gens[1], shards=shards, **levers)
+    assert gens[0].bit_generator.state == gens[1].bit_generator.state
+    assert s_loss == pytest.approx(loss, rel=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(s_grads[name], grads[name], rtol=1e-10, atol=1e-12,
+                                   err_msg=name)
+    assert (s_grads["Wh"][masks["Wh"] == 0] == 0).all()
+    assert (s_grads["embed"][masks["embed"] == 0] == 0).all()
+    for layer, s_layer in zip(new_state, s_state):
+        for part, s_part in zip(layer, s_layer):
+            np.testing.assert_allclose(s_part, part, rtol=1e-12, atol=1e-14)
+
+
+def test_variational_dropout_in_shards_draws_each_shards_masks(rng, small_shards):
+    """With variational dropout the shards draw their own streams' locked masks, as dropout's:
+    the sharded result is that of the whole batch with the shards' masks side by side."""
+    params, state, inputs, targets = _chunk("lstm", 4, rng)
+    with Shards(2) as shards:
+        loss, grads, _ = loss_and_grads(params, "lstm", inputs, targets, state, 0.5,
+                                        np.random.default_rng(9), shards, variational=True)
+    seeds = np.random.default_rng(9).integers(0, 2**63 - 1, 2)
+    parts = [model.loss_and_grads(params, "lstm", inputs[lo:hi], targets[lo:hi],
+                                  [tuple(s[:, lo:hi] for s in layer) for layer in state], 0.5,
+                                  np.random.default_rng(seed), batch_size=4, variational=True)
+             for (lo, hi), seed in zip([(0, 2), (2, 4)], seeds)]
+    assert loss == pytest.approx((parts[0][0] + parts[1][0]) / 2, rel=1e-12)
+    for name in grads:
+        np.testing.assert_allclose(grads[name], parts[0][1][name] + parts[1][1][name],
+                                   rtol=1e-12, atol=1e-14)

@@ -64,6 +64,39 @@ def test_stopped_and_resumed_equals_uninterrupted_bit_for_bit(cell, batch, tmp_p
     assert [e for e in evaluations(half_dir) if e[0] != 45] == evaluations(full_dir)
 
 
+@pytest.mark.parametrize("batch", [3, 16], ids=["one-shard", "2-shards"])
+def test_runs_with_the_regularisers_resume_bit_for_bit(batch, tmp_path, monkeypatch):
+    """weight_drop, embed_drop, variational dropout and weight_decay on: their masks come from
+    the run's generator, so 2N iterations straight equal N, then a resume for N more."""
+    monkeypatch.setattr(parallel, "MIN_SHARD_FLOATS", 8 * 12)   # 8 streams of 12 units a shard
+    corpus = corpus_from_text(TEXT[:1500])
+    extra = (f"batch_size={batch}", "weight_drop=0.3", "embed_drop=0.2", "variational=true",
+             "weight_decay=0.05", "optimizer=adam")
+    full_dir, half_dir = tmp_path / "full", tmp_path / "half"
+    full_dir.mkdir()
+    half_dir.mkdir()
+    train(corpus, *_cfg("gru", 40, *extra), full_dir, rng_seed=3, progress=False)
+    train(corpus, *_cfg("gru", 20, *extra), half_dir, rng_seed=3, progress=False)
+    half = load_checkpoint(half_dir / "last.npz")
+    assert half.model_cfg.weight_drop == 0.3 and half.train_cfg.weight_decay == 0.05
+    train(corpus, *_cfg("gru", 40, *extra), half_dir, progress=False, resume=half,
+          changed=("max_iters",))
+    full, resumed = load_checkpoint(full_dir / "last.npz"), load_checkpoint(half_dir / "last.npz")
+    assert resumed.iteration == full.iteration == 40
+    for name in full.params:
+        np.testing.assert_array_equal(resumed.params[name], full.params[name], err_msg=name)
+    for name in full.optim_state:
+        np.testing.assert_array_equal(resumed.optim_state[name], full.optim_state[name])
+    assert resumed.rng_state == full.rng_state
+    # the levers were on: a run without them ends elsewhere
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    train(corpus, *_cfg("gru", 40, f"batch_size={batch}", "optimizer=adam"), plain_dir,
+          rng_seed=3, progress=False)
+    plain = load_checkpoint(plain_dir / "last.npz")
+    assert not np.array_equal(plain.params["Wh"], full.params["Wh"])
+
+
 PRODUCTS = "".join(f"{i % 7}{i % 5}@{i % 7 * (i % 5)}.\n" for i in range(150))
 
 
