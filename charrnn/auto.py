@@ -14,7 +14,9 @@ and kept in the run's config, as if it had been given. A key given by the user i
                  than PARAMS_PER_CHAR per training character (a small text needs a small model)
     dropout      from the passes over the text that the budget allows: none below 2, then up to
                  MAX_DROPOUT
-    time         DEFAULT_BUDGET, or less when MAX_PASSES passes over the text take less
+    time         DEFAULT_BUDGET, or less when MAX_PASSES passes over the text take less; for a
+                 long text, one pass (GROW_PASSES) when that takes longer, up to LONG_BUDGET:
+                 said with the line of choices, and how to make it shorter
     schedule     Adam at LEARNING_RATE, WARMUP_ITERS of warm-up, cosine to LR_FLOOR at the end
     eval_every   about EVALUATIONS evaluations in the run (in max_iters, when it is given)
     val_frac     5 %, at most VAL_CHARS characters (scoring a long held-out part every
@@ -39,6 +41,8 @@ NUM_LAYERS = 2
 CHARS_PER_PARAM = 4.0          # at least this many characters read per parameter in the budget
 PARAMS_PER_CHAR = 3.0          # at most this many parameters per training character
 DEFAULT_BUDGET = 600.0         # seconds: 10 minutes
+LONG_BUDGET = 3600.0           # seconds: the most a long text's budget grows to (1 hour)
+GROW_PASSES = 1.0              # a long text's budget: the time of this many passes over it
 MIN_BUDGET = 10.0
 MAX_PASSES = 50                # char-rnn's max_epochs
 MAX_DROPOUT = 0.3
@@ -121,9 +125,18 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
                         if k not in given})
     else:
         speed = seconds_per_char({k: given[k] for k in MODEL_KEYS if k in given}, batch, seq)
+    grown = ""
     if auto_length:
-        seconds = max(MIN_BUDGET, min(DEFAULT_BUDGET, MAX_PASSES * n_train * speed))
+        # 10 minutes, less for a short text, and for a long one the time of a pass (50 MB of
+        # text: 10 minutes read 14 % of it, and a 7-gram model counted from all of it was
+        # better, docs/best-model.md), an hour at most
+        cap = max(DEFAULT_BUDGET, min(LONG_BUDGET, GROW_PASSES * n_train * speed))
+        seconds = max(MIN_BUDGET, min(cap, MAX_PASSES * n_train * speed))
         choices["time"] = f"{round(seconds)}s"
+        if seconds > DEFAULT_BUDGET:
+            grown = (f"; a long text: {_minutes(seconds)} planned, to read it about "
+                     f"{seconds / speed / n_train:.2g} times; give --time (e.g. --time 10m) for "
+                     "less, or stop it with Ctrl-C, which keeps the best checkpoint")
     if not any(k in given for k in SCHEDULE_KEYS):
         choices.update(learning_rate=LEARNING_RATE, lr_schedule="cosine",
                        warmup_iters=WARMUP_ITERS, lr_floor=LR_FLOOR)
@@ -132,4 +145,10 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
     elif "eval_every" not in given:                            # ... or the budget's
         choices["eval_every"] = max(10, int(seconds / speed / (batch * seq) / EVALUATIONS))
     said = ", ".join(f"{k}={v}" for k, v in choices.items())
-    return choices, f"chose {said} for {n_chars:,} characters"
+    return choices, f"chose {said} for {n_chars:,} characters{grown}"
+
+
+def _minutes(seconds):
+    """A duration in words: '55 minutes', '1 hour'."""
+    minutes = round(seconds / 60)
+    return "1 hour" if minutes == 60 else f"{minutes} minutes"

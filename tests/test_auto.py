@@ -64,8 +64,27 @@ def test_a_short_text_gets_a_small_model_dropout_and_a_short_budget():
 def test_a_long_text_holds_out_at_most_val_chars():
     choices, _ = auto.choose(10 ** 8, 65, {}, _speed(1e-6))
     assert choices["val_frac"] == auto.VAL_CHARS / 10 ** 8
-    assert choices["time"] == "600s"             # the default budget: 50 passes take longer
     assert "val_frac" not in auto.choose(10 ** 8, 65, {"val_frac": 0.1}, _speed(1e-6))[0]
+
+
+def test_a_long_text_gets_the_time_of_a_pass_at_most_an_hour_and_says_so():
+    V = 65
+    per_char = lambda ref, w: ref * auto.gru_flops(w, V) / auto.gru_flops(256, V)  # noqa: E731
+    # one pass of 3 x 10^7 characters at this speed takes between 10 minutes and an hour
+    choices, said = auto.choose(3 * 10 ** 7, V, {}, _speed(5e-5))
+    H, n_train = choices["hidden_size"], int(3 * 10 ** 7 * (1 - choices["val_frac"]))
+    one_pass = n_train * per_char(5e-5, H)
+    assert auto.DEFAULT_BUDGET < one_pass < auto.LONG_BUDGET
+    assert choices["time"] == f"{round(one_pass)}s"
+    assert said.endswith(f" for 30,000,000 characters; a long text: {round(one_pass / 60)} "
+                         "minutes planned, to read it about 1 times; give --time (e.g. --time "
+                         "10m) for less, or stop it with Ctrl-C, which keeps the best checkpoint")
+    # longer than an hour: an hour
+    choices, said = auto.choose(10 ** 8, V, {}, _speed(1e-5))
+    assert choices["time"] == "3600s" and "a long text: 1 hour planned" in said
+    # a pass shorter than 10 minutes: the default budget, and nothing said
+    choices, said = auto.choose(10 ** 8, V, {}, _speed(1e-7))
+    assert choices["time"] == "600s" and "long text" not in said
 
 
 @pytest.mark.parametrize("n_chars, shape", [(10 ** 6, (64, 100)), (2_000, (4, 100)),
