@@ -14,6 +14,10 @@ and kept in the run's config, as if it had been given. A key given by the user i
                  than PARAMS_PER_CHAR per training character (a small text needs a small model)
     dropout      from the passes over the text that the budget allows: none below 2, then up to
                  MAX_DROPOUT
+    direct_*     with the model, for a text of at least DIRECT_MIN_CHARS training characters:
+                 hashed n-gram features of DIRECT_ORDER orders, DIRECT_SIZE rows each (direct.py;
+                 on tinyshakespeare in 10 minutes they took the preset from 1.4996 to 1.4710,
+                 docs/best-model.md), unless given
     time         DEFAULT_BUDGET, or less when MAX_PASSES passes over the text take less; for a
                  long text, one pass (GROW_PASSES) when that takes longer, up to LONG_BUDGET:
                  said with the line of choices, and how to make it shorter
@@ -41,7 +45,7 @@ NUM_LAYERS = 2
 CHARS_PER_PARAM = 4.0          # at least this many characters read per parameter in the budget
 PARAMS_PER_CHAR = 3.0          # at most this many parameters per training character
 DEFAULT_BUDGET = 600.0         # seconds: 10 minutes
-LONG_BUDGET = 3600.0           # seconds: the most a long text's budget grows to (1 hour)
+LONG_BUDGET = 3000.0           # seconds: the most a long text's budget grows to (50 minutes)
 GROW_PASSES = 1.0              # a long text's budget: the time of this many passes over it
 MIN_BUDGET = 10.0
 MAX_PASSES = 50                # char-rnn's max_epochs
@@ -53,7 +57,11 @@ EVALUATIONS = 10
 VAL_CHARS = 250_000
 BATCH_SIZE, SEQ_LENGTH = 64, 100
 
+DIRECT_ORDER, DIRECT_SIZE = 4, 16384
+DIRECT_MIN_CHARS = 500_000
+
 MODEL_KEYS = ("model", "hidden_size", "num_layers", "dropout")
+DIRECT_KEYS = ("direct_order", "direct_size")
 LENGTH_KEYS = ("max_iters", "time")
 SCHEDULE_KEYS = ("learning_rate", "lr_schedule", "warmup_iters", "lr_floor", "lr_decay")
 
@@ -121,6 +129,8 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
         passes = seconds / speed / n_train
         dropout = 0.0 if passes < 2 else round(min(MAX_DROPOUT, 0.1 * math.log2(passes)), 2)
         choices.update(gru, hidden_size=H, dropout=dropout)
+        if n_train >= DIRECT_MIN_CHARS and not any(k in given for k in DIRECT_KEYS):
+            choices.update(direct_order=DIRECT_ORDER, direct_size=DIRECT_SIZE)
         choices.update({k: v for k, v in (("batch_size", batch), ("seq_length", seq))
                         if k not in given})
     else:
@@ -129,7 +139,7 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
     if auto_length:
         # 10 minutes, less for a short text, and for a long one the time of a pass (50 MB of
         # text: 10 minutes read 14 % of it, and a 7-gram model counted from all of it was
-        # better, docs/best-model.md), an hour at most
+        # better, docs/best-model.md), LONG_BUDGET at most
         cap = max(DEFAULT_BUDGET, min(LONG_BUDGET, GROW_PASSES * n_train * speed))
         seconds = max(MIN_BUDGET, min(cap, MAX_PASSES * n_train * speed))
         choices["time"] = f"{round(seconds)}s"

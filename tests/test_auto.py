@@ -79,9 +79,10 @@ def test_a_long_text_gets_the_time_of_a_pass_at_most_an_hour_and_says_so():
     assert said.endswith(f" for 30,000,000 characters; a long text: {round(one_pass / 60)} "
                          "minutes planned, to read it about 1 times; give --time (e.g. --time "
                          "10m) for less, or stop it with Ctrl-C, which keeps the best checkpoint")
-    # longer than an hour: an hour
+    # longer than LONG_BUDGET (50 minutes): LONG_BUDGET
     choices, said = auto.choose(10 ** 8, V, {}, _speed(1e-5))
-    assert choices["time"] == "3600s" and "a long text: 1 hour planned" in said
+    assert choices["time"] == f"{round(auto.LONG_BUDGET)}s"
+    assert f"a long text: {round(auto.LONG_BUDGET / 60)} minutes planned" in said
     # a pass shorter than 10 minutes: the default budget, and nothing said
     choices, said = auto.choose(10 ** 8, V, {}, _speed(1e-7))
     assert choices["time"] == "600s" and "long text" not in said
@@ -145,3 +146,16 @@ def test_a_given_max_iters_sets_the_evaluations_not_the_budget():
     assert "eval_every=10" in said
     choices, _ = auto.choose(10 ** 6, 65, {"max_iters": 5}, _speed(1e-6))
     assert choices["eval_every"] == 1
+
+
+def test_a_long_enough_text_gets_direct_features_unless_given():
+    n = int(auto.DIRECT_MIN_CHARS / 0.95) + 100           # training characters above the line
+    choices, said = auto.choose(n, 65, {}, _speed(1e-6))
+    assert (choices["direct_order"], choices["direct_size"]) == (auto.DIRECT_ORDER,
+                                                                 auto.DIRECT_SIZE)
+    assert f"direct_order={auto.DIRECT_ORDER}, direct_size={auto.DIRECT_SIZE}" in said
+    short, _ = auto.choose(100_000, 65, {}, _speed(1e-6))
+    assert "direct_order" not in short
+    given, _ = auto.choose(n, 65, {"direct_order": 2}, _speed(1e-6))
+    assert "direct_order" not in given and "direct_size" not in given
+    assert given["model"] == "gru"                         # the model is still chosen
