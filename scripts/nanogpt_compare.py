@@ -99,6 +99,7 @@ def score_nanogpt(args):
         starts = list(range(0, len(ids) - CONTEXT, step))
         for lo in range(0, len(starts), 256):
             batch = starts[lo:lo + 256]
+            xs, ys = [], []
             for s in batch:
                 x = ids[s:s + block]
                 y = ids[s + 1:s + block + 1]
