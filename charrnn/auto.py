@@ -137,16 +137,8 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
         speed = seconds_per_char({k: given[k] for k in MODEL_KEYS if k in given}, batch, seq)
     grown = ""
     if auto_length:
-        # 10 minutes, less for a short text, and for a long one the time of a pass (50 MB of
-        # text: 10 minutes read 14 % of it, and a 7-gram model counted from all of it was
-        # better, docs/best-model.md), LONG_BUDGET at most
-        cap = max(DEFAULT_BUDGET, min(LONG_BUDGET, GROW_PASSES * n_train * speed))
-        seconds = max(MIN_BUDGET, min(cap, MAX_PASSES * n_train * speed))
+        seconds, grown = _budget(n_train, speed)
         choices["time"] = f"{round(seconds)}s"
-        if seconds > DEFAULT_BUDGET:
-            grown = (f"; a long text: {_minutes(seconds)} planned, to read it about "
-                     f"{seconds / speed / n_train:.2g} times; give --time (e.g. --time 10m) for "
-                     "less, or stop it with Ctrl-C, which keeps the best checkpoint")
     if not any(k in given for k in SCHEDULE_KEYS):
         choices.update(learning_rate=LEARNING_RATE, lr_schedule="cosine",
                        warmup_iters=WARMUP_ITERS, lr_floor=LR_FLOOR)
@@ -156,6 +148,21 @@ def choose(n_chars, vocab_size, given, seconds_per_char, budget=None):
         choices["eval_every"] = max(10, int(seconds / speed / (batch * seq) / EVALUATIONS))
     said = ", ".join(f"{k}={v}" for k, v in choices.items())
     return choices, f"chose {said} for {n_chars:,} characters{grown}"
+
+
+def _budget(n_train, speed):
+    """The time budget in seconds of a run over n_train training characters at speed seconds
+    per character, and what to say of it ("" for a budget of DEFAULT_BUDGET or less): 10
+    minutes, less for a short text, and for a long one the time of a pass, LONG_BUDGET at most
+    (50 MB of text: 10 minutes read 14 % of it, and a 7-gram model counted from all of it was
+    better, docs/best-model.md)."""
+    cap = max(DEFAULT_BUDGET, min(LONG_BUDGET, GROW_PASSES * n_train * speed))
+    seconds = max(MIN_BUDGET, min(cap, MAX_PASSES * n_train * speed))
+    if seconds <= DEFAULT_BUDGET:
+        return seconds, ""
+    return seconds, (f"; a long text: {_minutes(seconds)} planned, to read it about "
+                     f"{seconds / speed / n_train:.2g} times; give --time (e.g. --time 10m) for "
+                     "less, or stop it with Ctrl-C, which keeps the best checkpoint")
 
 
 def _minutes(seconds):
