@@ -19,10 +19,10 @@ class ModelConfig:
     hidden_size: int = 128       # H: units per layer (also the embedding width)
     num_layers: int = 2          # L: stacked recurrent layers
     dropout: float = 0.0         # probability of zeroing a unit of each layer's output, training only
-    weight_drop: float = 0.0     # DropConnect: probability of zeroing each recurrent weight (Wh), one
-                                 # mask per chunk for all streams, training only; in [0, 1)
-    embed_drop: float = 0.0      # probability of zeroing a character's whole embedding row, one mask
-                                 # per chunk, training only; in [0, 1)
+    weight_drop: float = 0.0     # DropConnect: probability of zeroing each recurrent weight (Wh),
+                                 # one mask per chunk for all streams, training only; in [0, 1)
+    embed_drop: float = 0.0      # probability of zeroing a character's whole embedding row, one
+                                 # mask per chunk, training only; in [0, 1)
     variational: bool = False    # dropout's masks locked across a chunk's steps (one per layer and
                                  # stream) instead of fresh at each step
     direct_order: int = 0        # n: hashed features of the last 1 .. n characters added to the

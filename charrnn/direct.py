@@ -20,8 +20,8 @@ the current document: the characters before it hash as absent, so a document's f
 those it has when read alone, as its recurrent state is (layers.reset_mask).
 
 The hash: a polynomial rolling hash of the codes in uint64 (wrapping), h_k = h_{k-1} * P +
-code(x_{t-k+1}), mixed with k and reduced to a row of table k, ((h_k ^ k * Q) * R >> 32) % B. The same
-function is used for training, scoring and sampling, so a row is a row everywhere; its
+code(x_{t-k+1}), mixed with k and reduced to a row of table k, ((h_k ^ k * Q) * R >> 32) % B.
+The same function is used for training, scoring and sampling, so a row is a row everywhere; its
 constants are part of the checkpoint format (docs/files.md).
 """
 

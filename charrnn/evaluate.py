@@ -26,8 +26,8 @@ import numpy as np
 
 from .data import (DataError, completion_mask, format_chars, strip_labels, take_chars,
                    text_name)
-from .layers import log_softmax
 from .direct import context_of
+from .layers import log_softmax
 from .model import direct_width, forward, zero_state
 from .parallel import InTurn, shard_bounds
 

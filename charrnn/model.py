@@ -47,8 +47,8 @@ from .layers import (
     dropout_backward,
     dropout_forward,
     gru_seq_backward,
-    keep_mask,
     gru_seq_forward,
+    keep_mask,
     lstm_seq_backward,
     lstm_seq_forward,
     rnn_seq_backward,
@@ -114,7 +114,8 @@ def grow_vocab(params, old_vocab, new_vocab, rng):
     character of old_vocab, and more): each old character keeps its learned rows (its embed row,
     Why column and by entry) at its id in new_vocab; each new character gets rows as init_params
     makes them (embed ~ N(0, 1), Why ~ U(-0.1/sqrt(H), 0.1/sqrt(H)), by 0), drawn from rng; the
-    direct features' tables Wd start again from zeros. The other parameters do not depend on V: they are the same arrays. A new dict; params as is."""
+    direct features' tables Wd start again from zeros. The other parameters do not depend on V:
+    they are the same arrays. A new dict; params as is."""
     old, new = old_vocab.chars, new_vocab.chars
     if set(old) - set(new):
         raise ValueError("grow_vocab: new_vocab lacks characters of old_vocab")
@@ -198,8 +199,8 @@ def forward(params, cell, ids, state, dropout=0.0, rng=None, keep_cache=True, en
             labels=None, variational=False, context=None):
     """Run the stack over one chunk. ids: (N, T) input ids; state: from zero_state or a previous
     call. Dropout applies when rng is given and dropout > 0; variational: its masks are locked
-    across the chunk's T steps, one (1, H, N) per layer (see dropout_forward). keep_cache=False (scoring,
-    priming: no backward to come) lets each layer's cache go as soon as the next layer has its
+    across the chunk's T steps, one (1, H, N) per layer (see dropout_forward). keep_cache=False
+    (scoring, priming: no backward to come) lets each layer's cache go as soon as the next layer has its
     input, which lowers the peak memory, and returns None for the cache. end: the end mark's
     id in a model of documents (the state is reset where it is the input), or None. labels:
     (N, T) label ids of the inputs, for a model with labels (params has Wv), or None.

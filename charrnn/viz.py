@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import DataError, format_chars
+from .direct import context_of
 from .documents import END
 from .errors import ViewError
 from .layers import log_softmax
-from .direct import context_of
 from .model import direct_width, forward, zero_state
 from .sample import replacement_char
 
